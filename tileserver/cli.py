@@ -1,0 +1,42 @@
+"""The `tileserver` command: parse arguments, hand off to tileserver.commands.<name>.
+
+A user-facing failure (TileserverError) prints one line and exits 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tileserver.errors import TileserverError
+
+# Each module defines add_parser(subparsers) and sets func=run on its parser.
+COMMAND_MODULES = [
+    "encode",
+    "info",
+    "export",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tileserver", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"tileserver.commands.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except TileserverError as exc:
+        print(f"tileserver {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tileserver {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

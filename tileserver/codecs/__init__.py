@@ -1,0 +1,52 @@
+"""Codec registry: by id for decoding (payloads say which), by spec ("jpeg:90") for encoding.
+
+A new codec arrives by registration: ``register(MyCodec)``. Nothing else changes.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from tileserver.codecs.base import Codec
+from tileserver.codecs.classical import JpegCodec, JpegXlCodec
+from tileserver.errors import CodecError
+
+_BY_ID: dict[int, type[Codec]] = {}
+_BY_NAME: dict[str, type[Codec]] = {}
+
+
+def register(codec_class: type[Codec]) -> type[Codec]:
+    _BY_ID[codec_class.codec_id] = codec_class
+    _BY_NAME[codec_class.name] = codec_class
+    return codec_class
+
+
+def from_spec(spec: str, device: str = "cpu") -> Codec:
+    """'jpeg:90', 'jxl:1.0', 'learned:NAME' -> an encoder (it decodes too)."""
+    name, _, setting = spec.partition(":")
+    codec_class = _BY_NAME.get(name.strip().lower())
+    if codec_class is None:
+        raise CodecError(f"unknown codec {name!r}; known: {', '.join(sorted(_BY_NAME))}")
+    try:
+        return codec_class(setting.strip() or None, device=device)
+    except ValueError as exc:
+        raise CodecError(f"bad setting in codec spec {spec!r}: {exc}") from None
+
+
+@lru_cache(maxsize=None)
+def decoder(codec_id: int, device: str = "cpu") -> Codec:
+    """The shared decoding instance for a codec id (bodies carry their own settings)."""
+    codec_class = _BY_ID.get(codec_id)
+    if codec_class is None:
+        raise CodecError(f"unknown codec id {codec_id}")
+    return codec_class(None, device=device)
+
+
+def class_for(name_or_id: str | int) -> type[Codec]:
+    table = _BY_ID if isinstance(name_or_id, int) else _BY_NAME
+    if name_or_id not in table:
+        raise CodecError(f"unknown codec {name_or_id!r}")
+    return table[name_or_id]
+
+
+register(JpegCodec)
+register(JpegXlCodec)
