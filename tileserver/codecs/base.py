@@ -53,6 +53,7 @@ class Codec(ABC):
         """The entry this codec adds to a slide's codec table (name, settings, model hash)."""
         return {"id": self.codec_id, "name": self.name, "setting": self.setting}
 
-    def check_entry(self, entry: dict) -> None:
+    @classmethod
+    def check_entry(cls, entry: dict) -> None:
         """Called when a slide is opened, for each codec-table entry of this codec:
         raise ModelError if what the entry needs (a model file, its sha256) is not here."""

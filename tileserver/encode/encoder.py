@@ -1,0 +1,233 @@
+"""Encode a source slide into a tileserver-ntiff pyramid, in parallel worker processes.
+
+The main process plans the levels, computes the tissue mask and streams payloads, in tile
+order, from the workers into the writer; workers open the source themselves and return one
+packed payload per tile. Memory stays bounded by the number of tiles in flight.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import multiprocessing
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from tileserver.encode.pyramid import plan_levels, read_scaled, tile_pixels
+from tileserver.encode.rate import DEFAULT_FALLBACK, DEFAULT_FLOOR, TileEncoder
+from tileserver.encode.tissue import tissue_mask
+from tileserver.errors import InputError
+from tileserver.format import payload
+from tileserver.format.metadata import ALLOWED_TILE_SIZES, Level, SlideMetadata
+from tileserver.format.writer import NeuralTiffWriter
+from tileserver.slides.source import SourceSlide, open_source
+
+GLASS_MODES = ("keep", "white", "zero")
+MASK_MIN_DOWNSAMPLE = 16
+MASK_MAX_SIDE = 8192
+
+
+@dataclass
+class EncodeSettings:
+    codecs: list[str] = field(default_factory=lambda: [DEFAULT_FALLBACK])
+    tile_size: int = 256
+    glass: str = "zero"
+    workers: int = 1
+    target_ssim: float | None = None
+    floor: float = DEFAULT_FLOOR
+    fallback: str = DEFAULT_FALLBACK
+    device: str = "cpu"
+
+    def check(self) -> None:
+        if self.tile_size not in ALLOWED_TILE_SIZES:
+            raise InputError(f"tile size must be one of {ALLOWED_TILE_SIZES}, not {self.tile_size}")
+        if self.glass not in GLASS_MODES:
+            raise InputError(f"--glass must be one of {', '.join(GLASS_MODES)}")
+        if self.workers < 1:
+            raise InputError("--workers must be at least 1")
+
+
+@dataclass
+class EncodeSummary:
+    output: Path
+    source_bytes: int
+    output_bytes: int
+    reference_jpeg90_bytes: int  # a JPEG q90 pyramid of the same tiles with glass intact
+    tiles: int
+    glass_tiles: int
+    tiles_per_codec: dict[str, int]
+    fallback_tiles: int
+    seconds: float
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def compute_mask(source: SourceSlide) -> tuple[np.ndarray, int]:
+    """The tissue mask of the whole slide, and its downsample against level 0."""
+    width, height = source.dimensions
+    downsample = max(MASK_MIN_DOWNSAMPLE, math.ceil(max(width, height) / MASK_MAX_SIDE))
+    overview = read_scaled(
+        source, 0, 0, downsample, math.ceil(width / downsample), math.ceil(height / downsample)
+    )
+    return tissue_mask(overview), downsample
+
+
+# ---- worker side: module globals set once per process by _init_worker ----
+_job: dict = {}
+
+
+def _init_worker(source_path: str, settings: EncodeSettings, mask: np.ndarray, mask_ds: int, levels):
+    _job.update(
+        source=open_source(source_path),
+        encoder=TileEncoder(
+            settings.codecs, settings.target_ssim, settings.floor, settings.fallback, settings.device
+        ),
+        settings=settings,
+        mask=mask,
+        mask_ds=mask_ds,
+        levels=levels,
+    )
+
+
+def _tile_mask(level: Level, tile_size: int, col: int, row: int, width: int, height: int) -> np.ndarray:
+    """The tissue mask under one tile, at the tile's resolution (width x height)."""
+    mask, mask_ds = _job["mask"], _job["mask_ds"]
+    span = tile_size * level.downsample / mask_ds  # mask pixels per tile side
+    x0, y0 = col * span, row * span
+    x1 = x0 + width * level.downsample / mask_ds
+    y1 = y0 + height * level.downsample / mask_ds
+    crop = mask[int(y0) : max(int(y0) + 1, math.ceil(y1)), int(x0) : max(int(x0) + 1, math.ceil(x1))]
+    if crop.size == 0:
+        return np.zeros((height, width), bool)
+    resized = Image.fromarray(crop.astype(np.uint8) * 255).resize((width, height), Image.Resampling.NEAREST)
+    return np.asarray(resized) > 0
+
+
+def _jpeg90_size(tile: np.ndarray) -> int:
+    buffer = io.BytesIO()
+    Image.fromarray(tile).save(buffer, "JPEG", quality=90)
+    return buffer.tell()
+
+
+def _encode_tile(task: tuple[int, int, int]) -> tuple[bytes, int, str | None, bool]:
+    """-> (stored bytes, reference JPEG q90 bytes, chosen codec label or None for glass, fallback)."""
+    level_index, col, row = task
+    source, settings = _job["source"], _job["settings"]
+    level = _job["levels"][level_index]
+    tile, width, height = tile_pixels(source, level, settings.tile_size, col, row)
+    reference = _jpeg90_size(tile)
+    if settings.glass != "keep":
+        tissue = _tile_mask(level, settings.tile_size, col, row, width, height)
+        if settings.glass == "zero" and not tissue.any():
+            return b"", reference, None, False
+        tile[:height, :width][~tissue] = source.background
+    choice = _job["encoder"].encode(tile)
+    return payload.pack(choice.codec.codec_id, choice.body), reference, choice.label, choice.fallback
+
+
+def encode_slide(source_path: str | os.PathLike, output: str | os.PathLike, settings: EncodeSettings,
+                 progress: bool = True) -> EncodeSummary:
+    settings.check()
+    source_path, output = Path(source_path), Path(output)
+    started = time.monotonic()
+    with open_source(source_path) as source:
+        levels = plan_levels(*source.dimensions, settings.tile_size)
+        mask, mask_ds = compute_mask(source)
+        encoder = TileEncoder(settings.codecs, settings.target_ssim, settings.floor, settings.fallback, settings.device)
+        metadata = SlideMetadata(
+            tile_size=settings.tile_size,
+            levels=levels,
+            background=tuple(int(c) for c in source.background),
+            mpp=source.mpp,
+            objective_power=source.objective_power,
+            codecs=encoder.describe(),
+            source={
+                "name": source_path.name,
+                "sha256": sha256_of(source_path),
+                "bytes": source_path.stat().st_size,
+                "vendor": source.vendor,
+            },
+            encoder={
+                "codecs": settings.codecs,
+                "glass": settings.glass,
+                "target_ssim": settings.target_ssim,
+                "floor": settings.floor,
+                "fallback": settings.fallback,
+                "mask_downsample": mask_ds,
+            },
+        )
+        associated = source.associated_images()
+    tasks = [
+        [(index, col, row) for row in range(level.tiles_down(settings.tile_size))
+         for col in range(level.tiles_across(settings.tile_size))]
+        for index, level in enumerate(levels)
+    ]
+    counts: Counter[str] = Counter()
+    totals = {"glass": 0, "reference": 0, "fallback": 0}
+
+    def collect(results):
+        for stored, reference, label, fallback in results:
+            totals["reference"] += reference
+            totals["fallback"] += fallback
+            if label is None:
+                totals["glass"] += 1
+            else:
+                counts[label] += 1
+            bar.update()
+            yield stored
+
+    init_args = (str(source_path), settings, mask, mask_ds, levels)
+    bar = tqdm(total=sum(map(len, tasks)), unit="tile", disable=not progress, desc=output.name)
+    pool = None
+    try:
+        if settings.workers > 1:
+            context = multiprocessing.get_context("spawn")
+            pool = context.Pool(settings.workers, initializer=_init_worker, initargs=init_args)
+            run = lambda level_tasks: pool.imap(_encode_tile, level_tasks, chunksize=4)  # noqa: E731
+        else:
+            _init_worker(*init_args)
+            run = lambda level_tasks: map(_encode_tile, level_tasks)  # noqa: E731
+        with NeuralTiffWriter(output, settings.tile_size) as writer:
+            for level, level_tasks in zip(levels, tasks):
+                writer.add_level(level.width, level.height, collect(run(level_tasks)))
+            writer.add_page("tissue_mask", mask.astype(np.uint8) * 255)
+            for name, image in associated.items():
+                writer.add_page(name, image, compression="jpeg")
+            metadata.stats = {
+                "tiles": sum(map(len, tasks)),
+                "glass_tiles": totals["glass"],
+                "tiles_per_codec": dict(counts),
+                "fallback_tiles": totals["fallback"],
+                "reference_jpeg90_bytes": totals["reference"],
+            }
+            writer.finish(metadata)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+        if "source" in _job:
+            _job.pop("source").close()
+    return EncodeSummary(
+        output=output,
+        source_bytes=source_path.stat().st_size,
+        output_bytes=output.stat().st_size,
+        reference_jpeg90_bytes=totals["reference"],
+        tiles=sum(map(len, tasks)),
+        glass_tiles=totals["glass"],
+        tiles_per_codec=dict(counts),
+        fallback_tiles=totals["fallback"],
+        seconds=time.monotonic() - started,
+    )
