@@ -12,9 +12,11 @@ from tileserver.errors import TileserverError
 
 # Each module defines add_parser(subparsers) and sets func=run on its parser.
 COMMAND_MODULES = [
+    "train",
     "encode",
     "info",
     "export",
+    "verify",
 ]
 
 

@@ -50,3 +50,20 @@ def class_for(name_or_id: str | int) -> type[Codec]:
 
 register(JpegCodec)
 register(JpegXlCodec)
+
+
+def decode_many(payloads: list[tuple[int, bytes]], device: str = "cpu") -> list:
+    """Decode (codec id, body) pairs, batching bodies that share a codec and batch key.
+
+    The offline path (export, evaluation, tests). The server goes through its decode engine.
+    """
+    groups: dict = {}
+    for index, (codec_id, body) in enumerate(payloads):
+        codec = decoder(codec_id, device)
+        groups.setdefault((codec_id, codec.batch_key(body)), []).append(index)
+    out: list = [None] * len(payloads)
+    for (codec_id, _), indices in groups.items():
+        tiles = decoder(codec_id, device).decode_batch([payloads[i][1] for i in indices])
+        for i, tile in zip(indices, tiles):
+            out[i] = tile
+    return out

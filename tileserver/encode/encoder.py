@@ -102,9 +102,9 @@ def _init_worker(source_path: str, settings: EncodeSettings, mask: np.ndarray, m
     )
 
 
-def _tile_mask(level: Level, tile_size: int, col: int, row: int, width: int, height: int) -> np.ndarray:
+def mask_under_tile(mask: np.ndarray, mask_ds: int, level: Level, tile_size: int,
+                    col: int, row: int, width: int, height: int) -> np.ndarray:
     """The tissue mask under one tile, at the tile's resolution (width x height)."""
-    mask, mask_ds = _job["mask"], _job["mask_ds"]
     span = tile_size * level.downsample / mask_ds  # mask pixels per tile side
     x0, y0 = col * span, row * span
     x1 = x0 + width * level.downsample / mask_ds
@@ -130,7 +130,7 @@ def _encode_tile(task: tuple[int, int, int]) -> tuple[bytes, int, str | None, bo
     tile, width, height = tile_pixels(source, level, settings.tile_size, col, row)
     reference = _jpeg90_size(tile)
     if settings.glass != "keep":
-        tissue = _tile_mask(level, settings.tile_size, col, row, width, height)
+        tissue = mask_under_tile(_job["mask"], _job["mask_ds"], level, settings.tile_size, col, row, width, height)
         if settings.glass == "zero" and not tissue.any():
             return b"", reference, None, False
         tile[:height, :width][~tissue] = source.background
