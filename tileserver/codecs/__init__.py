@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from tileserver.codecs.base import Codec
 from tileserver.codecs.classical import JpegCodec, JpegXlCodec
+from tileserver.codecs.learned import LearnedCodec
 from tileserver.errors import CodecError
 
 _BY_ID: dict[int, type[Codec]] = {}
@@ -50,6 +51,7 @@ def class_for(name_or_id: str | int) -> type[Codec]:
 
 register(JpegCodec)
 register(JpegXlCodec)
+register(LearnedCodec)
 
 
 def decode_many(payloads: list[tuple[int, bytes]], device: str = "cpu") -> list:

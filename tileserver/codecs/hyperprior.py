@@ -1,0 +1,127 @@
+"""Portable, bit-exact entropy coding for CompressAI's hyperprior models.
+
+CompressAI computes the hyperprior's scales in float32; a rounding difference between two
+machines (thread count, batch size, SIMD width) near a scale-table boundary picks another CDF,
+and rANS decodes the rest of the tile into garbage. Here h_s(z_hat) and the CDF indexes are
+computed in float64 on the CPU, one tile at a time, in the encoder and the decoder alike, and
+the quantised CDF tables come from the model file (computed once by ``update()`` at export),
+never recomputed on the decoding machine. Only g_s, which turns the decoded y into pixels and
+cannot corrupt the bitstream, runs on the fast device or runtime.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from compressai.ans import RansDecoder, RansEncoder
+from compressai.layers import GDN
+from compressai.models import MeanScaleHyperprior, ScaleHyperprior
+from torch import nn
+
+ARCHITECTURES = {"mbt2018-mean": MeanScaleHyperprior, "bmshj2018-hyperprior": ScaleHyperprior}
+PAD = 64  # g_a and h_a downsample 64x: tile sides are padded to a multiple of this
+
+
+def build_net(arch: str, N: int, M: int) -> ScaleHyperprior:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](N=N, M=M)
+
+
+class FixedGDN(nn.Module):
+    """A trained (inverse) GDN with its reparametrised beta and gamma frozen: plain ops that
+    ONNX exports, and no reparametrisation on every call."""
+
+    def __init__(self, gdn: GDN):
+        super().__init__()
+        channels = gdn.beta.numel()
+        self.inverse = gdn.inverse
+        with torch.no_grad():
+            self.register_buffer("beta", gdn.beta_reparam(gdn.beta).detach().clone())
+            gamma = gdn.gamma_reparam(gdn.gamma).detach().reshape(channels, channels, 1, 1)
+            self.register_buffer("gamma", gamma.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norm = nn.functional.conv2d(x * x, self.gamma, self.beta)
+        return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
+
+
+def frozen(module: nn.Module) -> nn.Module:
+    """A copy of g_s (or any Sequential) in eval mode with every GDN replaced by FixedGDN."""
+    module = copy.deepcopy(module).eval()
+    for name, child in module.named_children():
+        setattr(module, name, FixedGDN(child) if isinstance(child, GDN) else frozen(child))
+    return module.requires_grad_(False)
+
+
+class _Tables:
+    """One entropy model's CDF tables, converted to Python lists once."""
+
+    def __init__(self, entropy_model: nn.Module):
+        if entropy_model._quantized_cdf.numel() == 0:
+            raise ValueError("the model has no CDF tables: call update() before export")
+        self.cdf = entropy_model._quantized_cdf.tolist()
+        self.length = entropy_model._cdf_length.reshape(-1).tolist()
+        self.offset = entropy_model._offset.reshape(-1).tolist()
+
+    def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
+        return RansEncoder().encode_with_indexes(
+            symbols.reshape(-1).tolist(), indexes.reshape(-1).tolist(), self.cdf, self.length, self.offset
+        )
+
+    def decode(self, string: bytes, indexes: torch.Tensor) -> torch.Tensor:
+        values = RansDecoder().decode_with_indexes(
+            string, indexes.reshape(-1).tolist(), self.cdf, self.length, self.offset
+        )
+        return torch.tensor(values, dtype=torch.int32).reshape(indexes.shape)
+
+
+class BitExactHyperprior:
+    """Encode a padded tile to (z string, y string) and decode them back to y_hat.
+
+    ``net`` must have been ``update()``d (its CDF tables filled); it is not modified.
+    """
+
+    def __init__(self, net: ScaleHyperprior):
+        self.mean_scale = isinstance(net, MeanScaleHyperprior)
+        self.analysis = frozen(net.g_a).to(memory_format=torch.channels_last)
+        self.hyper_analysis = frozen(net.h_a)
+        self.hyper_synthesis = frozen(net.h_s).double()
+        self.synthesis = frozen(net.g_s)
+        bottleneck, conditional = net.entropy_bottleneck, net.gaussian_conditional
+        self.z_tables, self.y_tables = _Tables(bottleneck), _Tables(conditional)
+        self.z_medians = bottleneck._get_medians().detach().reshape(1, -1, 1, 1).clone()
+        self.scale_table = conditional.scale_table.double().clone()
+        self.scale_bound = float(conditional.lower_bound_scale.bound)
+
+    def _y_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """float64 (CDF indexes, means) of y from z_hat: the step that must be portable."""
+        params = self.hyper_synthesis(z_hat.double())
+        scales, means = params.chunk(2, 1) if self.mean_scale else (params, torch.zeros_like(params))
+        scales = scales.clamp_min(self.scale_bound)
+        indexes = torch.full(scales.shape, len(self.scale_table) - 1, dtype=torch.int32)
+        for bound in self.scale_table[:-1]:
+            indexes -= (scales <= bound).int()
+        return indexes, means
+
+    def _z_indexes(self, shape: torch.Size) -> torch.Tensor:
+        return torch.arange(shape[1], dtype=torch.int32).reshape(1, -1, 1, 1).expand(shape)
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor) -> tuple[bytes, bytes]:
+        """x: 1 x 3 x H x W float32 in [0, 1], H and W multiples of PAD."""
+        y = self.analysis(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        z = self.hyper_analysis(y)
+        z_symbols = torch.round(z - self.z_medians).int()
+        z_string = self.z_tables.encode(z_symbols, self._z_indexes(z.shape))
+        indexes, means = self._y_parameters(z_symbols.float() + self.z_medians)
+        y_symbols = torch.round(y.double() - means).int()
+        return z_string, self.y_tables.encode(y_symbols, indexes)
+
+    @torch.inference_mode()
+    def decode_y(self, z_string: bytes, y_string: bytes, height: int, width: int) -> torch.Tensor:
+        """The entropy-decoded y_hat (1 x M x H/16 x W/16 float32) of a padded H x W tile."""
+        z_shape = torch.Size((1, self.z_medians.shape[1], height // PAD, width // PAD))
+        z_hat = self.z_tables.decode(z_string, self._z_indexes(z_shape)).float() + self.z_medians
+        indexes, means = self._y_parameters(z_hat)
+        return (self.y_tables.decode(y_string, indexes).double() + means).float()

@@ -1,0 +1,61 @@
+"""`tileserver train codec` (train or resume a run) and `tileserver train codec-export`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tileserver.train.codec_data import DEFAULT_DATA
+
+# Training defaults live in TrainConfig; argparse only overrides what is given.
+_OPTIONS = {
+    "--arch": dict(choices=["mbt2018-mean", "bmshj2018-hyperprior"]),
+    "--N": dict(type=int), "--M": dict(type=int),
+    "--lmbda": dict(type=float, help="loss = lmbda * 255^2 * MSE + bpp"),
+    "--lmbda-start": dict(type=float, help="λ curriculum: start here ..."),
+    "--lmbda-ramp": dict(type=int, help="... and reach --lmbda after this many steps"),
+    "--crop": dict(type=int, help="crop side, a multiple of 64"),
+    "--batch": dict(type=int), "--steps": dict(type=int, help="step to reach (total, not more)"),
+    "--lr": dict(type=float), "--warmup": dict(type=int),
+    "--decay-from": dict(type=float, help="cosine lr decay over the steps after this fraction"),
+    "--lr-min": dict(type=float), "--aux-lr": dict(type=float),
+    "--threads": dict(type=int), "--seed": dict(type=int),
+    "--init": dict(help="start from these weights (run checkpoint or models/*.pt): fine-tuning"),
+    "--checkpoint-minutes": dict(type=float), "--val-minutes": dict(type=float, help="0: none"),
+    "--log-every": dict(type=int),
+    "--max-minutes": dict(type=float, help="stop with a checkpoint after this long"),
+}
+
+
+def add_parser(trainers) -> None:
+    parser = trainers.add_parser("codec", help="train or resume a learned-codec run")
+    parser.add_argument("--data", nargs="+", default=[str(DEFAULT_DATA)], metavar="DIR",
+                        help=f"data roots holding patches/ and slides/ (default {DEFAULT_DATA})")
+    parser.add_argument("--out", required=True, type=Path, metavar="RUN_DIR")
+    parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
+    for flag, kwargs in _OPTIONS.items():
+        parser.add_argument(flag, default=None, **kwargs)
+    parser.set_defaults(func=run)
+
+    export = trainers.add_parser("codec-export", help="export a run's weights to models/NAME.pt")
+    export.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    export.add_argument("--name", required=True, help="model name: models/NAME.pt and NAME.md")
+    export.add_argument("--models", type=Path, default=None, help="models directory")
+    export.add_argument("--notes", default="", help="a line for the model card")
+    export.set_defaults(func=run_export)
+
+
+def run(args) -> int:
+    from tileserver.train.codec_trainer import CodecTrainer, TrainConfig
+
+    given = {flag.lstrip("-").replace("-", "_"): getattr(args, flag.lstrip("-").replace("-", "_"))
+             for flag in _OPTIONS}
+    config = TrainConfig(data=args.data, **{k: v for k, v in given.items() if v is not None})
+    CodecTrainer(config, args.out, resume=args.resume).run()
+    return 0
+
+
+def run_export(args) -> int:
+    from tileserver.train.codec_export import export_run
+
+    path, sha256 = export_run(args.run_dir, args.name, args.models, args.notes)
+    print(f"{path} sha256 {sha256}")
+    return 0

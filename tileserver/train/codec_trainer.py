@@ -1,0 +1,262 @@
+"""Training loop for the learned codec (CompressAI hyperprior models) on this 2-core CPU.
+
+A run lives in one directory: ``checkpoint.pt`` (model, optimisers, step, RNG states, CPU
+time; written atomically every few minutes and on SIGTERM/SIGINT), ``config.json``,
+``train.csv`` (loss terms every ``log_every`` steps) and ``val.csv`` (real bitstreams through
+LearnedCodec on the validation tiles). ``--steps`` is the step to reach, so a run killed and
+resumed ends where one uninterrupted run would.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tileserver import quality
+from tileserver.codecs.hyperprior import build_net
+from tileserver.codecs.learned import LearnedCodec
+from tileserver.codecs.learned_models import LearnedModel
+from tileserver.errors import InputError
+from tileserver.train.codec_data import training_sampler, validation_tiles
+
+CHECKPOINT = "checkpoint.pt"
+# Settings a resumed run may change; every other setting comes from the checkpoint.
+RESUMABLE = ("steps", "max_minutes", "threads", "data", "checkpoint_minutes", "val_minutes")
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "mbt2018-mean"
+    N: int = 96
+    M: int = 192
+    lmbda: float = 0.0483  # loss = lmbda * 255^2 * MSE + bpp (CompressAI's convention)
+    lmbda_start: float | None = None  # curriculum: ramp from here to lmbda, log-linearly
+    lmbda_ramp: int = 0  # ... over this many steps
+    crop: int = 128
+    batch: int = 8
+    steps: int = 100_000
+    lr: float = 3e-4
+    warmup: int = 500  # linear warm-up steps
+    decay_from: float = 0.7  # cosine decay to lr_min over the last 30% of the steps
+    lr_min: float = 1e-5
+    aux_lr: float = 1e-3
+    clip: float = 1.0
+    threads: int = 2
+    seed: int = 0
+    data: list[str] = field(default_factory=list)
+    init: str | None = None  # weights to start from (a run's checkpoint or a models/*.pt)
+    checkpoint_minutes: float = 5.0
+    val_minutes: float = 15.0
+    log_every: int = 100
+    max_minutes: float | None = None  # stop (with a checkpoint) after this much wall time
+
+    def lr_at(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        start = int(self.decay_from * self.steps)
+        if step < start:
+            return self.lr
+        progress = min(1.0, (step - start) / max(1, self.steps - start))
+        return self.lr_min + (self.lr - self.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def lmbda_at(self, step: int) -> float:
+        if self.lmbda_start is None or step >= self.lmbda_ramp:
+            return self.lmbda
+        ratio = step / self.lmbda_ramp
+        return math.exp((1 - ratio) * math.log(self.lmbda_start) + ratio * math.log(self.lmbda))
+
+    def model_config(self) -> dict:
+        return {"arch": self.arch, "N": self.N, "M": self.M, "lmbda": self.lmbda}
+
+
+def rate_distortion(net, x: torch.Tensor, lmbda: float) -> dict[str, torch.Tensor]:
+    out = net(x)
+    pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    bpp = sum(-torch.log2(l).sum() for l in out["likelihoods"].values()) / pixels
+    mse = torch.mean((out["x_hat"] - x) ** 2)
+    return {"loss": lmbda * 255**2 * mse + bpp, "mse": mse, "bpp": bpp}
+
+
+def validate(net, config: TrainConfig, tile_sets: dict[str, list[np.ndarray]]) -> dict[str, float]:
+    """bpp, PSNR, SSIM mean/min and decode ms per set, with real bitstreams via LearnedCodec."""
+    frozen_net = copy.deepcopy(net).eval().to(memory_format=torch.contiguous_format)
+    frozen_net.update(force=True)
+    codec = LearnedCodec(model=LearnedModel.from_net("validation", frozen_net, config.model_config()))
+    row: dict[str, float] = {}
+    for name, tiles in tile_sets.items():
+        bodies = [codec.encode(t) for t in tiles]
+        start = time.perf_counter()
+        decoded = [d for i in range(0, len(bodies), 8) for d in codec.decode_batch(bodies[i : i + 8])]
+        row[f"{name}_dec_ms"] = (time.perf_counter() - start) * 1000 / len(tiles)
+        ssims = [quality.ssim(t, d) for t, d in zip(tiles, decoded)]
+        row[f"{name}_bpp"] = 8 * sum(map(len, bodies)) / sum(t.shape[0] * t.shape[1] for t in tiles)
+        row[f"{name}_psnr"] = float(np.mean([quality.psnr(t, d) for t, d in zip(tiles, decoded)]))
+        row[f"{name}_ssim"] = float(np.mean(ssims))
+        row[f"{name}_ssim_min"] = float(np.min(ssims))
+    return row
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_weights(path: Path) -> dict:
+    """The model state dict in a run checkpoint or an exported models/*.pt."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    state = saved.get("model") or saved.get("state_dict")
+    # Exported files carry CDF tables sized by update(); a training net starts without them.
+    return {k: v for k, v in state.items() if not k.split(".")[-1] in ("_quantized_cdf", "_offset", "_cdf_length")}
+
+
+class CodecTrainer:
+    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool):
+        self.run_dir = run_dir
+        checkpoint_path = run_dir / CHECKPOINT
+        saved = None
+        if checkpoint_path.exists():
+            if not resume:
+                raise InputError(f"{run_dir} already holds a run: pass --resume or another --out")
+            saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+            stored = dict(saved["config"])
+            stored.update({k: getattr(config, k) for k in RESUMABLE})
+            config = TrainConfig(**stored)
+        self.config = config
+        torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.net = build_net(config.arch, config.N, config.M)
+        aux = [p for n, p in self.net.named_parameters() if n.endswith("quantiles")]
+        main = [p for n, p in self.net.named_parameters() if not n.endswith("quantiles")]
+        self.optimizer = torch.optim.Adam(main, lr=config.lr)
+        self.aux_optimizer = torch.optim.Adam(aux, lr=config.aux_lr)
+        self.rng = np.random.default_rng(config.seed)
+        self.step, self.cpu_seconds, self.wall_seconds = 0, 0.0, 0.0
+        if saved is not None:
+            self.net.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.aux_optimizer.load_state_dict(saved["aux_optimizer"])
+            self.rng.bit_generator.state = json.loads(saved["numpy_rng"])
+            torch.set_rng_state(saved["torch_rng"])
+            self.step = int(saved["step"])
+            self.cpu_seconds, self.wall_seconds = float(saved["cpu_seconds"]), float(saved["wall_seconds"])
+        elif config.init:
+            self.net.load_state_dict(load_weights(Path(config.init)), strict=False)
+        self.net = self.net.to(memory_format=torch.channels_last).train()
+        self.main_params = main
+        self._stop = False
+
+    def save(self) -> None:
+        _save_atomic({
+            "config": asdict(self.config),
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "aux_optimizer": self.aux_optimizer.state_dict(),
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "step": self.step,
+            "cpu_seconds": self.cpu_seconds,
+            "wall_seconds": self.wall_seconds,
+        }, self.run_dir / CHECKPOINT)
+
+    def _on_signal(self, signum, _frame) -> None:
+        print(f"signal {signum}: stopping after this step", flush=True)
+        self._stop = True
+
+    def train_step(self, x: torch.Tensor) -> dict[str, float]:
+        config = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.lr_at(self.step)
+        terms = rate_distortion(self.net, x, config.lmbda_at(self.step))
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if config.clip:
+            torch.nn.utils.clip_grad_norm_(self.main_params, config.clip)
+        self.optimizer.step()
+        self.aux_optimizer.zero_grad(set_to_none=True)
+        aux = self.net.aux_loss()
+        aux.backward()
+        self.aux_optimizer.step()
+        self.step += 1
+        return {**{k: v.item() for k, v in terms.items()}, "aux": aux.item()}
+
+    def run(self) -> None:
+        config, run_dir = self.config, self.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+        data_dirs = [Path(d) for d in config.data]
+        sampler = training_sampler(data_dirs, config.crop)
+        val_sets = validation_tiles(data_dirs) if config.val_minutes > 0 else {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+        print(f"training {config.arch} N={config.N} M={config.M} from step {self.step} to "
+              f"{config.steps}; validation tiles: {({k: len(v) for k, v in val_sets.items()})}", flush=True)
+        self._clock = (time.monotonic(), time.process_time())
+        run_start = last_save = last_val = window_start = time.monotonic()
+        sums: dict[str, float] = {}
+        window_steps = 0
+        while self.step < config.steps and not self._stop:
+            batch = sampler.batch(self.rng, config.batch)
+            x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255)
+            terms = self.train_step(x.contiguous(memory_format=torch.channels_last))
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            window_steps += 1
+            now = time.monotonic()
+            if self.step % config.log_every == 0:
+                self._account()
+                row = {"step": self.step, "minutes": self.wall_seconds / 60,
+                       "steps_per_s": window_steps / (now - window_start),
+                       "lr": config.lr_at(self.step), "lmbda": config.lmbda_at(self.step),
+                       **{k: v / window_steps for k, v in sums.items()}}
+                _append_csv(run_dir / "train.csv", row)
+                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in row.items()), flush=True)
+                sums, window_start, window_steps = {}, now, 0
+            if config.max_minutes is not None and now - run_start >= config.max_minutes * 60:
+                break
+            if now - last_save >= config.checkpoint_minutes * 60:
+                self._account()
+                self.save()
+                last_save = now
+            if val_sets and now - last_val >= config.val_minutes * 60:
+                self.log_validation(val_sets)
+                last_val = time.monotonic()
+        self._account()
+        self.save()
+        print(f"stopped at step {self.step}; checkpoint saved", flush=True)
+        if val_sets and self.step >= config.steps:
+            self.log_validation(val_sets)
+
+    def _account(self) -> None:
+        """Add the wall and CPU time since the last call to the run's totals."""
+        now, cpu = time.monotonic(), time.process_time()
+        self.wall_seconds += now - self._clock[0]
+        self.cpu_seconds += cpu - self._clock[1]
+        self._clock = (now, cpu)
+
+    def log_validation(self, val_sets: dict) -> None:
+        self._account()
+        row = {"step": self.step, "minutes": self.wall_seconds / 60,
+               "cpu_hours": self.cpu_seconds / 3600, "lmbda": self.config.lmbda_at(self.step),
+               **validate(self.net, self.config, val_sets)}
+        _append_csv(self.run_dir / "val.csv", row)
+        print("validation " + " ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
