@@ -1,0 +1,75 @@
+"""JSON API: /api/slides, /api/slides/{id} and /api/slides/{id}/thumbnail."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tileserver.server.http import get_slide, image_response
+from tileserver.server.imaging import render
+from tileserver.slides.tiled import TiledSlide
+
+THUMBNAIL_DEFAULT, THUMBNAIL_MAX = 256, 1024
+
+
+def _entry(slide_id: str, slide: TiledSlide) -> dict:
+    escaped = quote(slide_id, safe="")
+    return {
+        "id": slide_id,
+        **slide.describe(),
+        "urls": {
+            "deepzoom": f"/deepzoom/{quote(slide_id)}.dzi",
+            "iiif3": f"/iiif/3/{escaped}/info.json",
+            "iiif2": f"/iiif/2/{escaped}/info.json",
+            "thumbnail": f"/api/slides/{quote(slide_id)}/thumbnail",
+        },
+    }
+
+
+def _list(registry) -> list[dict]:
+    entries = []
+    for slide_id in registry.ids():
+        slide = registry.get(slide_id)
+        if slide is not None:
+            entries.append(_entry(slide_id, slide))
+    return entries
+
+
+async def slides(request: Request) -> Response:
+    return JSONResponse({"slides": await run_in_threadpool(_list, request.app.state.registry)})
+
+
+async def slide(request: Request) -> Response:
+    slide_id = request.path_params["id"]
+    return JSONResponse(_entry(slide_id, await get_slide(request, slide_id)))
+
+
+async def thumbnail(request: Request) -> Response:
+    slide = await get_slide(request, request.path_params["id"])
+    try:
+        side = int(request.query_params.get("size", THUMBNAIL_DEFAULT))
+    except ValueError:
+        raise HTTPException(400, "size must be a whole number of pixels") from None
+    if not 1 <= side <= THUMBNAIL_MAX:
+        raise HTTPException(400, f"size must be 1 to {THUMBNAIL_MAX}")
+    p = slide.pyramid
+    scale = min(side / p.width, side / p.height, 1.0)
+    out = (max(1, round(p.width * scale)), max(1, round(p.height * scale)))
+    engine = request.app.state.engine
+
+    async def make() -> bytes:
+        pixels = await engine.region(slide, 0, 0, p.width, p.height, *out)
+        return await engine.run_cpu(render, pixels, "jpg")
+
+    return await image_response(request, slide, ("thumbnail", out), "image/jpeg", make)
+
+
+routes = [
+    Route("/api/slides", slides),
+    Route("/api/slides/{id:path}/thumbnail", thumbnail),
+    Route("/api/slides/{id:path}", slide),
+]

@@ -1,0 +1,45 @@
+"""What every route shares: finding the slide (404), ETags and 304s, cached image responses."""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Hashable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tileserver.slides.tiled import TiledSlide
+
+CACHE_CONTROL = "public, max-age=3600"
+
+
+async def get_slide(request: Request, slide_id: str) -> TiledSlide:
+    """The slide for an id, or a 404 (unknown, outside the root, or not a slide)."""
+    slide = await run_in_threadpool(request.app.state.registry.get, slide_id)
+    if slide is None:
+        raise HTTPException(404, f"no slide {slide_id!r}")
+    return slide
+
+
+def etag_for(slide: TiledSlide, key: Hashable) -> str:
+    digest = hashlib.blake2b(repr((slide.identity, key)).encode(), digest_size=12).hexdigest()
+    return f'"{digest}"'
+
+
+def not_modified(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match", "")
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return etag in tags or "*" in tags
+
+
+async def image_response(request: Request, slide: TiledSlide, key: Hashable, media_type: str,
+                         make: Callable[[], Awaitable[bytes]], headers: dict | None = None) -> Response:
+    """An image with ETag and Cache-Control: 304 if the client has it, else from the
+    response cache, else made (decoded and encoded) by ``make``."""
+    etag = etag_for(slide, key)
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, **(headers or {})}
+    if not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    body = await request.app.state.responses.get((slide.identity, key), make)
+    return Response(body, media_type=media_type, headers=headers)
