@@ -30,8 +30,9 @@ from tileserver.format.writer import NeuralTiffWriter
 from tileserver.slides.source import SourceSlide, open_source
 
 GLASS_MODES = ("keep", "white", "zero")
-MASK_MIN_DOWNSAMPLE = 16
-MASK_MAX_SIDE = 8192
+MASK_DOWNSAMPLE = 16  # the mask is computed at 1/16 of level 0...
+MASK_MIN_SIDE = 256  # ...but small images keep at least this many mask pixels a side...
+MASK_MAX_SIDE = 8192  # ...and huge ones at most this many
 
 
 @dataclass
@@ -78,7 +79,11 @@ def sha256_of(path: Path) -> str:
 def compute_mask(source: SourceSlide) -> tuple[np.ndarray, int]:
     """The tissue mask of the whole slide, and its downsample against level 0."""
     width, height = source.dimensions
-    downsample = max(MASK_MIN_DOWNSAMPLE, math.ceil(max(width, height) / MASK_MAX_SIDE))
+    longest = max(width, height)
+    downsample = MASK_DOWNSAMPLE
+    while downsample > 1 and longest / downsample < MASK_MIN_SIDE:
+        downsample //= 2
+    downsample = max(downsample, math.ceil(longest / MASK_MAX_SIDE))
     overview = read_scaled(
         source, 0, 0, downsample, math.ceil(width / downsample), math.ceil(height / downsample)
     )

@@ -41,8 +41,9 @@ class SourceSlide:
         return {}
 
     def best_level_for(self, downsample: float) -> int:
-        """The lowest-resolution level still at or above the asked resolution (no upsampling)."""
-        candidates = [i for i, d in enumerate(self.level_downsamples) if d <= downsample + 1e-6]
+        """The lowest-resolution level still at or above the asked resolution (no upsampling,
+        but a level at 2.0005 serves 2.0: level sizes are rounded)."""
+        candidates = [i for i, d in enumerate(self.level_downsamples) if d <= downsample * 1.01]
         return max(candidates, key=lambda i: self.level_downsamples[i]) if candidates else 0
 
     def close(self) -> None:
