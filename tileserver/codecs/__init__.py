@@ -9,6 +9,7 @@ from functools import lru_cache
 from tileserver.codecs.base import Codec
 from tileserver.codecs.classical import JpegCodec, JpegXlCodec
 from tileserver.codecs.learned import LearnedCodec
+from tileserver.codecs.sr4 import Sr4Codec
 from tileserver.errors import CodecError
 
 _BY_ID: dict[int, type[Codec]] = {}
@@ -51,6 +52,7 @@ def class_for(name_or_id: str | int) -> type[Codec]:
 
 register(JpegCodec)
 register(JpegXlCodec)
+register(Sr4Codec)
 register(LearnedCodec)
 
 

@@ -1,0 +1,1 @@
+"""The SR4 enhancer (RRDBNet x4) and the decision agent policy (AdaSlide)."""
