@@ -14,10 +14,12 @@ from tileserver.errors import TileserverError
 COMMAND_MODULES = [
     "train",
     "encode",
+    "encode-batch",
     "info",
     "export",
     "verify",
     "serve",
+    "demo",
 ]
 
 
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tileserver", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"tileserver.commands.{name}").add_parser(subparsers)
+        importlib.import_module(f"tileserver.commands.{name.replace('-', '_')}").add_parser(subparsers)
     return parser
 
 
