@@ -11,6 +11,14 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("encode", help="encode a slide into a neural-tile TIFF pyramid")
     parser.add_argument("input", help="source slide: SVS, TIFF, OME-TIFF, DICOM, NDPI, MRXS, PNG, JPEG")
     parser.add_argument("-o", "--output", required=True, help="output .tiff path (written atomically)")
+    add_encoding_options(parser)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def add_encoding_options(parser) -> None:
+    """The options shared by `encode` and `encode-batch`."""
     parser.add_argument(
         "--codec",
         default=DEFAULT_FALLBACK,
@@ -21,7 +29,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--glass", default="zero", choices=GLASS_MODES,
                         help="zero: glass tiles stored as zero bytes and glass pixels whitened; "
                         "white: glass pixels whitened only; keep: tiles stored as scanned")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--target-ssim", type=float, default=None,
                         help="per tile, the smallest candidate at or above this SSIM")
     parser.add_argument("--floor", type=float, default=DEFAULT_FLOOR,
@@ -30,22 +37,23 @@ def add_parser(subparsers) -> None:
                         help="written when no candidate passes the guard (default %(default)s)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                         help="where learned codecs run while measuring")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    settings = EncodeSettings(
+def settings_from(args, workers: int) -> EncodeSettings:
+    return EncodeSettings(
         codecs=[spec.strip() for spec in args.codec.split(",") if spec.strip()],
         tile_size=args.tile_size,
         glass=args.glass,
-        workers=args.workers,
+        workers=workers,
         target_ssim=args.target_ssim,
         floor=args.floor,
         fallback=args.fallback,
         device=args.device,
     )
-    summary = encode_slide(args.input, args.output, settings, progress=not args.quiet)
+
+
+def run(args) -> int:
+    summary = encode_slide(args.input, args.output, settings_from(args, args.workers), progress=not args.quiet)
     print(format_summary(summary))
     return 0
 
