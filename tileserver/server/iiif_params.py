@@ -91,8 +91,9 @@ def parse_size(text: str, rw: int, rh: int, version: int) -> tuple[int, int]:
     elif m := re.fullmatch(rf"!{_INT},{_INT}", body):
         bw, bh = map(int, m.groups())
         scale = min(bw / rw, bh / rh)
-        scale = scale if upscale else min(scale, 1.0)
-        w, h = rw * scale, rh * scale
+        if version < 3:  # 2.1 has no ^: a box larger than the region gives the region's size
+            scale = min(scale, 1.0)
+        w, h = rw * scale, rh * scale  # 3.0 without ^: upscaling is refused below, as the validator expects
     else:
         allowed = "max, w,, ,h, pct:n, w,h or !w,h" + (" (^ before any to upscale)" if version >= 3 else ", full")
         raise IIIFError(f"size {text!r} is not one of {allowed}")
