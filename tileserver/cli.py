@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "verify",
     "serve",
     "demo",
+    "loadtest",
 ]
 
 
