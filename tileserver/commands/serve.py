@@ -15,6 +15,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="decode device (default auto)")
     parser.add_argument("--cache-mb", type=int, default=1024, help="decoded-tile + response cache size (default 1024)")
+    parser.add_argument("--omero-prefix", default="/omero", help="path of the OMERO-web subset QuPath opens slides by (default /omero)")
     parser.set_defaults(func=run)
 
 
@@ -27,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.directory}: not a directory")
     if args.cache_mb < 1:
         raise InputError("--cache-mb must be at least 1")
-    app = create_app(args.directory, device=args.device, cache_mb=args.cache_mb)
+    try:
+        app = create_app(args.directory, device=args.device, cache_mb=args.cache_mb, omero_prefix=args.omero_prefix)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     print(f"serving {args.directory.resolve()} on http://{args.host}:{args.port}/ (device {app.state.engine.device})")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

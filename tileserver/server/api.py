@@ -11,41 +11,46 @@ from starlette.routing import Route
 
 from tileserver.server.http import get_slide, image_response
 from tileserver.server.imaging import render
+from tileserver.server.omero_docs import qupath_path
+from tileserver.slides.numeric_ids import numeric_id
 from tileserver.slides.tiled import TiledSlide
 
 THUMBNAIL_DEFAULT, THUMBNAIL_MAX = 256, 1024
 
 
-def _entry(slide_id: str, slide: TiledSlide) -> dict:
+def _entry(slide_id: str, slide: TiledSlide, omero_prefix: str) -> dict:
     escaped = quote(slide_id, safe="")
     return {
         "id": slide_id,
+        "omero_id": numeric_id(slide_id),
         **slide.describe(),
         "urls": {
             "deepzoom": f"/deepzoom/{quote(slide_id)}.dzi",
             "iiif3": f"/iiif/3/{escaped}/info.json",
             "iiif2": f"/iiif/2/{escaped}/info.json",
             "thumbnail": f"/api/slides/{quote(slide_id)}/thumbnail",
+            "qupath": qupath_path(omero_prefix, slide_id),
         },
     }
 
 
-def _list(registry) -> list[dict]:
+def _list(registry, omero_prefix: str) -> list[dict]:
     entries = []
     for slide_id in registry.ids():
         slide = registry.get(slide_id)
         if slide is not None:
-            entries.append(_entry(slide_id, slide))
+            entries.append(_entry(slide_id, slide, omero_prefix))
     return entries
 
 
 async def slides(request: Request) -> Response:
-    return JSONResponse({"slides": await run_in_threadpool(_list, request.app.state.registry)})
+    state = request.app.state
+    return JSONResponse({"slides": await run_in_threadpool(_list, state.registry, state.omero_prefix)})
 
 
 async def slide(request: Request) -> Response:
     slide_id = request.path_params["id"]
-    return JSONResponse(_entry(slide_id, await get_slide(request, slide_id)))
+    return JSONResponse(_entry(slide_id, await get_slide(request, slide_id), request.app.state.omero_prefix))
 
 
 async def thumbnail(request: Request) -> Response:
@@ -54,6 +59,11 @@ async def thumbnail(request: Request) -> Response:
         side = int(request.query_params.get("size", THUMBNAIL_DEFAULT))
     except ValueError:
         raise HTTPException(400, "size must be a whole number of pixels") from None
+    return await thumbnail_response(request, slide, side)
+
+
+async def thumbnail_response(request: Request, slide: TiledSlide, side: int) -> Response:
+    """A JPEG of the whole slide, its longer side ``side`` pixels (never upscaled)."""
     if not 1 <= side <= THUMBNAIL_MAX:
         raise HTTPException(400, f"size must be 1 to {THUMBNAIL_MAX}")
     p = slide.pyramid

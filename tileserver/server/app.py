@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from tileserver.engine import DecodeEngine, ResponseCache
 from tileserver.errors import TileserverError
-from tileserver.server import api, deepzoom, iiif, ops, pages
+from tileserver.server import api, deepzoom, iiif, omero, ops, pages
 from tileserver.server.middleware import ServerMiddleware
 from tileserver.slides.registry import SlideRegistry
 
@@ -45,8 +45,9 @@ def _closing(engine: DecodeEngine):
 
 
 def create_app(root: str | os.PathLike, device: str = "auto", cache_mb: int = 1024,
-               engine: DecodeEngine | None = None) -> Starlette:
-    """The server for the slides under ``root``; ``engine`` replaces the default one (tests)."""
+               engine: DecodeEngine | None = None, omero_prefix: str = omero.DEFAULT_PREFIX) -> Starlette:
+    """The server for the slides under ``root``; ``engine`` replaces the default one (tests);
+    the OMERO-web subset for QuPath is mounted at ``omero_prefix``."""
     cache_bytes = cache_mb << 20
     registry = SlideRegistry(root)
     engine = engine or DecodeEngine(device, cache_bytes=int(cache_bytes * (1 - RESPONSE_CACHE_SHARE)))
@@ -56,6 +57,7 @@ def create_app(root: str | os.PathLike, device: str = "auto", cache_mb: int = 10
         *iiif.routes,
         *ops.routes,
         *pages.routes,
+        omero.mount(omero_prefix, registry),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     app = Starlette(
@@ -66,5 +68,6 @@ def create_app(root: str | os.PathLike, device: str = "auto", cache_mb: int = 10
     )
     app.state.registry = registry
     app.state.engine = engine
+    app.state.omero_prefix = omero_prefix
     app.state.responses = ResponseCache(int(cache_bytes * RESPONSE_CACHE_SHARE), engine.stats)
     return app

@@ -27,7 +27,8 @@ def media_type(extension: str) -> str:
 
 
 def render(pixels: np.ndarray, extension: str, rotation: float = 0.0, mirror: bool = False,
-           quality: str = "default", background: tuple[int, int, int] = (255, 255, 255)) -> bytes:
+           quality: str = "default", background: tuple[int, int, int] = (255, 255, 255),
+           jpeg_quality: int = JPEG_QUALITY) -> bytes:
     pil_format, _, alpha = FORMATS[extension]
     image = Image.fromarray(pixels)
     if mirror:
@@ -40,7 +41,7 @@ def render(pixels: np.ndarray, extension: str, rotation: float = 0.0, mirror: bo
         image = image.convert("1") if pil_format in ("PNG", "TIFF") else image
     buffer = io.BytesIO()
     if pil_format == "JPEG":
-        image.save(buffer, pil_format, quality=JPEG_QUALITY)
+        image.save(buffer, pil_format, quality=jpeg_quality)
     elif pil_format == "PNG":
         image.save(buffer, pil_format, compress_level=1)
     else:

@@ -83,6 +83,23 @@ class Pyramid:
         return x, y, min(out_w * scale, self.width - x), min(out_h * scale, self.height - y), out_w, out_h
 
 
+    # ---- OMERO-web: tile (level, col, row) of a client-chosen size, in that level's pixels ----
+    def level_tile_region(self, level: int, col: int, row: int, tile_w: int, tile_h: int
+                          ) -> tuple[int, int, int, int, int, int] | None:
+        """(x, y, w, h) in level-0 pixels and the output size of a tile of ``level``, clipped at
+        the level's edge, or None. w, h are the tile's footprint: at the right and bottom edges
+        it runs past the slide by less than 2**level pixels, as the level's last pixel does, so
+        ``plan_region`` reads exactly this level."""
+        if not 0 <= level < self.level_count or tile_w <= 0 or tile_h <= 0:
+            return None
+        width, height = self.level_size(level)
+        if not (0 <= col * tile_w < width and 0 <= row * tile_h < height):
+            return None
+        out_w, out_h = min(tile_w, width - col * tile_w), min(tile_h, height - row * tile_h)
+        scale = 2**level
+        return col * tile_w * scale, row * tile_h * scale, out_w * scale, out_h * scale, out_w, out_h
+
+
 @dataclass(frozen=True)
 class RegionPlan:
     """Which tiles of which level to read, and the box to cut from them (level pixels)."""
