@@ -1,0 +1,149 @@
+"""The LEARNED codec: round trips, portable bit-exact decoding, model checks, corruption,
+and the trainer's resume. A tiny random-weight model keeps these fast; quality needs training
+and is measured by `tileserver evaluate`, not here."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import DATA, data_file
+from tileserver.codecs import decoder, from_spec, ids
+from tileserver.codecs.hyperprior import build_net
+from tileserver.codecs.learned import LearnedCodec, unpack_body
+from tileserver.codecs.learned_models import load_model, save_model
+from tileserver.errors import CodecError, CorruptTileError, ModelError
+from tileserver.format import payload
+
+TINY = {"arch": "mbt2018-mean", "N": 16, "M": 24, "lmbda": 0.0483}
+
+
+@pytest.fixture(scope="module")
+def tiles() -> list[np.ndarray]:
+    from tileserver.train.codec_data import validation_tiles
+
+    data_file("slides/tcga-cr-7395-01a-01-ts1.svs")
+    return validation_tiles([DATA])["tcga48"][:8]
+
+
+@pytest.fixture()
+def models(tmp_path, monkeypatch):
+    """A models/ directory holding tiny-a.pt (random weights, CDF tables filled)."""
+    monkeypatch.setenv("TILESERVER_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    torch.manual_seed(1)
+    net = build_net(TINY["arch"], TINY["N"], TINY["M"]).eval()
+    net.update(force=True)
+    save_model(net, TINY, tmp_path / "models" / "tiny-a.pt")
+    return tmp_path / "models"
+
+
+@pytest.fixture()
+def codec(models) -> LearnedCodec:
+    return from_spec("learned:tiny-a")
+
+
+def _y_hats(codec: LearnedCodec, bodies: list[bytes]) -> list[bytes]:
+    return [codec.prepare(b).y_hat.numpy().tobytes() for b in bodies]
+
+
+def test_round_trip_keeps_the_quantised_latents_and_tile_size(codec, tiles):
+    coder = codec.model.coder
+    for tile in (tiles[0], tiles[1][:200, :130]):  # a whole tile and an edge tile
+        body = codec.encode(tile)
+        decoded = decoder(ids.LEARNED).decode(body)
+        assert decoded.shape == tile.shape and decoded.dtype == np.uint8
+        # The decoder's y_hat is exactly the encoder's quantised y.
+        padded = np.pad(tile, ((0, -tile.shape[0] % 64), (0, -tile.shape[1] % 64), (0, 0)), mode="edge")
+        x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 255
+        with torch.inference_mode():
+            y = coder.analysis(x).contiguous()
+            z = coder.hyper_analysis(y)
+            z_hat = torch.round(z - coder.z_medians) + coder.z_medians
+            _, means = coder._y_parameters(z_hat)
+            expected = (torch.round(y.double() - means) + means).float()
+        assert torch.equal(codec.prepare(body).y_hat, expected)
+
+
+def test_y_is_bit_identical_across_threads_batches_and_runtimes(models, tiles):
+    bodies = [from_spec("learned:tiny-a").encode(t) for t in tiles]
+    torch_codec, onnx_codec = LearnedCodec(device="cpu"), LearnedCodec(device="onnx")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one_thread, pixels_1t = _y_hats(torch_codec, bodies), torch_codec.decode_batch(bodies)
+        torch.set_num_threads(2)
+        two_threads = _y_hats(torch_codec, bodies)
+    finally:
+        torch.set_num_threads(threads)
+    assert one_thread == two_threads
+    assert _y_hats(onnx_codec, bodies) == one_thread
+    batch_of_8 = torch_codec.decode_batch(bodies)
+    batch_of_1 = [torch_codec.decode(b) for b in bodies]
+    on_onnx = onnx_codec.decode_batch(bodies)
+    for reference, others in zip(batch_of_8, zip(batch_of_1, on_onnx, pixels_1t)):
+        for other in others:
+            assert np.abs(reference.astype(int) - other).max() <= 1
+
+
+def test_describe_records_the_model_sha256_and_check_entry_accepts_it(codec, models):
+    entry = codec.describe()
+    assert entry["sha256"] == load_model("tiny-a").sha256 and entry["model"] == "tiny-a"
+    LearnedCodec.check_entry(entry)
+
+
+def test_missing_model_and_hash_mismatch_give_model_errors(codec, models):
+    entry = codec.describe()
+    with pytest.raises(ModelError, match="sha256"):
+        LearnedCodec.check_entry({**entry, "sha256": "0" * 64})
+    (models / "tiny-a.pt").rename(models / "elsewhere.pt")
+    with pytest.raises(ModelError, match="missing"):
+        LearnedCodec.check_entry(entry)
+    with pytest.raises(ModelError, match="not found"):
+        LearnedCodec().prepare(codec.encode(np.zeros((64, 64, 3), np.uint8)).replace(b"tiny-a", b"tiny-b"))
+
+
+def test_truncated_or_bit_flipped_payloads_are_caught_before_decoding(codec, tiles):
+    data = payload.pack(ids.LEARNED, codec.encode(tiles[2]))
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x10
+    for bad in (data[:-7], bytes(flipped), data[: payload.HEADER_SIZE + 3]):
+        with pytest.raises(CorruptTileError):
+            payload.unpack(bad)
+    codec_id, body = payload.unpack(data)
+    assert codec_id == ids.LEARNED and unpack_body(body)[0] == "tiny-a"
+
+
+def test_malformed_bodies_raise_codec_errors(codec, tiles):
+    body = codec.encode(tiles[3])
+    for bad in (body[:5], b"\x09" + body[1:], b""):
+        with pytest.raises(CodecError):
+            codec.prepare(bad)
+
+
+def test_training_resumes_to_the_same_step_and_weights(tmp_path):
+    from tileserver.train.codec_trainer import CHECKPOINT, CodecTrainer, TrainConfig
+
+    lc = data_file("patches/train/lc25000-lung")
+    subset = tmp_path / "data" / "patches" / "train" / "lc25000-lung"
+    subset.mkdir(parents=True)
+    for f in sorted(lc.rglob("*.jpeg"))[:12]:
+        (subset / f.name).symlink_to(f)
+    base = dict(N=16, M=24, crop=64, batch=2, threads=1, warmup=2, val_minutes=0,
+                data=[str(tmp_path / "data")], log_every=2)
+
+    def train(run: str, steps: int, resume: bool) -> int:
+        trainer = CodecTrainer(TrainConfig(steps=steps, **base), tmp_path / run, resume=resume)
+        trainer.run()
+        return trainer.step
+
+    assert train("split", 3, False) == 3
+    assert train("split", 6, True) == 6
+    assert train("whole", 6, False) == 6
+    split = torch.load(tmp_path / "split" / CHECKPOINT, weights_only=True)
+    whole = torch.load(tmp_path / "whole" / CHECKPOINT, weights_only=True)
+    assert split["step"] == whole["step"] == 6
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, split["model"][name]), name
+    with pytest.raises(Exception, match="--resume"):
+        CodecTrainer(TrainConfig(steps=9, **base), tmp_path / "whole", resume=False)
