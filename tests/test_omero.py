@@ -10,12 +10,9 @@ from __future__ import annotations
 import io
 import math
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -24,41 +21,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tileserver.loadtest.local_server import LocalServer
+
 STORED, SOURCE = "cmu.tiff", "svs/cmu-1-small-region.svs"
 LINK_KEYS = ("experimenters", "experimentergroups", "projects", "datasets", "images", "screens", "plates",
              "token", "servers", "login")
-START_TIMEOUT = 60.0
 JPEG_MARGIN = 0.5  # mean absolute difference (0-255) allowed beyond a JPEG q90's own
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def live_server(root: Path, *options: str) -> Iterator[str]:
-    """`tileserver serve root` in its own process; yields its URL (no trailing slash)."""
-    port = _free_port()
-    command = [sys.executable, "-m", "tileserver.cli", "serve", str(root), "--port", str(port),
-               "--device", "cpu", "--cache-mb", "64", *options]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", timeout=1.0).raise_for_status()
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {process.stderr.read().decode()}") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +40,8 @@ def root(tmp_path_factory, encoded_cmu, cmu_svs) -> Path:
 
 @pytest.fixture(scope="module")
 def server(root) -> Iterator[str]:
-    with live_server(root) as url:
-        yield url
+    with LocalServer(root, cache_mb=64) as running:
+        yield running.url
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +232,14 @@ def test_quality_follows_q(client, slides):
     assert client.get(_tile_url(n, 0, 2, 2, 512, 512, "0,95")).content == high.content
 
 
+def test_viewer_shows_the_qupath_url(client, slides):
+    entry = slides[STORED]
+    page = client.get(f"/view/{entry['id']}")
+    assert page.status_code == 200 and 'id="qupath-url"' in page.text
+    assert "slide.urls.qupath" in client.get("/static/viewer.js").text
+    assert client.get(entry["urls"]["qupath"]).status_code == 200
+
+
 def test_logout_and_the_pixel_buffer_probe(client):
     assert client.post("/omero/webclient/logout/", headers={"X-CSRFToken": "x"}).status_code == 200
     # the extension probes OPTIONS {base}/tile: anything but 200 keeps it on the web reader
@@ -295,7 +271,9 @@ def test_bad_quality_and_plane_are_400(client, slides):
 # ---- numbers across a restart, and the prefix option ----
 
 def test_numbers_survive_a_restart_and_the_prefix_moves(root, slides):
-    with live_server(root, "--omero-prefix", "/lab/omero") as url, httpx.Client(base_url=url, timeout=20.0) as client:
+    with LocalServer(root, cache_mb=64, options=("--omero-prefix", "/lab/omero")) as running, \
+            httpx.Client(base_url=running.url, timeout=20.0) as client:
+        url = running.url
         again = {entry["id"]: entry for entry in client.get("/api/slides").json()["slides"]}
         assert {k: e["omero_id"] for k, e in again.items()} == {k: e["omero_id"] for k, e in slides.items()}
         base = client.get("/lab/omero/api/").json()["data"][0]["url:base"]

@@ -25,15 +25,18 @@ def free_port() -> int:
 class LocalServer:
     """Start on enter (waits until /healthz answers), stop on exit. ``url`` is the base URL."""
 
-    def __init__(self, root: Path, cache_mb: int = 512, device: str = "cpu", startup_s: float = 60.0):
+    def __init__(self, root: Path, cache_mb: int = 512, device: str = "cpu", startup_s: float = 60.0,
+                 options: tuple[str, ...] = ()):
+        """``options``: more `tileserver serve` options (e.g. --omero-prefix /lab/omero)."""
         self.root, self.cache_mb, self.device, self.startup_s = Path(root), cache_mb, device, startup_s
+        self.options = options
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "LocalServer":
         command = [sys.executable, "-m", "tileserver.cli", "serve", str(self.root), "--host", HOST,
-                   "--port", str(self.port), "--device", self.device, "--cache-mb", str(self.cache_mb)]
+                   "--port", str(self.port), "--device", self.device, "--cache-mb", str(self.cache_mb), *self.options]
         self.log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty server never blocks on it
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -48,6 +48,8 @@ _VIEW_BODY = """<main id="view" data-slide-id="{slide_id}">
 <div class="copy"><input id="iiif-url" readonly><button id="copy-iiif" type="button">copy</button></div>
 <label for="iiif2-url">IIIF Image API 2.1</label>
 <div class="copy"><input id="iiif2-url" readonly><button id="copy-iiif2" type="button">copy</button></div>
+<label for="qupath-url">Open in QuPath (OMERO extension: File &gt; Open URI&hellip;)</label>
+<div class="copy"><input id="qupath-url" readonly><button id="copy-qupath" type="button">copy</button></div>
 <p id="status">loading…</p>
 </aside>
 </main>"""

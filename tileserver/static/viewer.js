@@ -43,6 +43,8 @@ async function openViewer() {
   document.getElementById("iiif2-url").value = fmt.absolute(slide.urls.iiif2);
   copyButton("copy-iiif", "iiif-url");
   copyButton("copy-iiif2", "iiif2-url");
+  document.getElementById("qupath-url").value = fmt.absolute(slide.urls.qupath);
+  copyButton("copy-qupath", "qupath-url");
 
   const viewer = OpenSeadragon({
     id: "viewer",
