@@ -98,7 +98,8 @@ def test_abandoned_decodes_never_start(jpeg_path, monkeypatch):
         await asyncio.sleep(0.05)  # let every request queue its CPU stage behind the blocker
         for task in tasks[1:]:
             task.cancel()  # what the server does when these clients disconnect
-        await asyncio.sleep(0)
+        for _ in range(20):  # loop turns for the cancellation to reach the executor's queue
+            await asyncio.sleep(0)
         release.set()
         await blocker
         kept = await tasks[0]

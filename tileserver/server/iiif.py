@@ -41,6 +41,7 @@ async def endpoint(request: Request) -> Response:
     if not identifier:
         raise HTTPException(404, "no identifier")
     if not parts:
+        await get_slide(request, identifier)  # 404 for an unknown id, before redirecting
         return RedirectResponse(_service_id(request, version, identifier) + "/info.json", status_code=303)
     if parts == ["info.json"]:
         return await _info(request, version, identifier)

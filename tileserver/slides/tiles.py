@@ -47,11 +47,13 @@ class Pyramid:
         t = self.tile_size
         return min(t, width - col * t), min(t, height - row * t)
 
-    def best_level(self, downsample: float) -> int:
-        """The coarsest level whose downsample is at or below ``downsample`` (never upsample)."""
-        if downsample < 2:
-            return 0
-        return min(int(math.floor(math.log2(downsample) + 1e-9)), self.level_count - 1)
+    def level_for(self, w: float, h: float, out_w: int, out_h: int) -> int:
+        """The coarsest level that still has the output's pixels for a w x h level-0 region:
+        no upsampling beyond the one pixel that rounding an output size can cost."""
+        for level in reversed(range(self.level_count)):
+            if w / 2**level > out_w - 1 and h / 2**level > out_h - 1:
+                return level
+        return 0
 
     # ---- DeepZoom: levels from 1x1 px (0) up to full size, each twice the one before ----
     @property
@@ -121,11 +123,13 @@ def plan_region(pyramid: Pyramid, x: int, y: int, w: int, h: int, out_w: int, ou
         raise ValueError(f"region {x},{y},{w},{h} is not inside the slide")
     if out_w <= 0 or out_h <= 0:
         raise ValueError(f"output size {out_w}x{out_h} is empty")
-    level = pyramid.best_level(min(w / out_w, h / out_h))
+    level = pyramid.level_for(w, h, out_w, out_h)
     scale = 2**level
     level_w, level_h = pyramid.level_size(level)
     left, top = x / scale, y / scale
-    right, bottom = min((x + w) / scale, level_w), min((y + h) / scale, level_h)
+    # a region that reaches the slide's edge reaches the level's edge (its last pixel is partial)
+    right = level_w if x + w >= pyramid.width else (x + w) / scale
+    bottom = level_h if y + h >= pyramid.height else (y + h) / scale
     t = pyramid.tile_size
     col0, row0 = int(left // t), int(top // t)
     col1, row1 = (math.ceil(right) - 1) // t, (math.ceil(bottom) - 1) // t
