@@ -101,6 +101,10 @@ def test_discovery_sequence(client, server):
         _absolute_under(url, server, "/omero/api/v0/")
         assert url.endswith("/")
 
+    for key in ("experimenters", "experimentergroups", "projects", "datasets", "screens", "plates"):
+        empty = client.get(links[f"url:{key}"])  # reachable: anonymous browsing is allowed
+        assert empty.status_code == 200 and empty.json()["data"] == [] and empty.json()["meta"]["totalCount"] == 0
+
     token = client.get(links["url:token"])
     assert token.status_code == 200 and isinstance(token.json()["data"], str) and token.json()["data"]
     servers = client.get(links["url:servers"])

@@ -29,7 +29,7 @@ from tileserver.slides.tiled import TiledSlide
 
 DEFAULT_PREFIX = "/omero"
 _PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
-_SHOW_IMAGE = re.compile(r"image-(\d+)")
+_SHOW_IMAGE = re.compile(r"image-(\d{1,19})")
 
 
 def _first(header: str | None) -> str | None:
@@ -63,6 +63,11 @@ class OmeroWeb:
 
     async def api_links(self, request: Request) -> Response:
         return JSONResponse(omero_docs.api_links(base_url(request)))
+
+    async def collection(self, request: Request) -> Response:
+        if request.path_params["name"] not in omero_docs.EMPTY_COLLECTIONS:
+            raise HTTPException(404, "not served: images are opened by number, not listed")
+        return JSONResponse(omero_docs.empty_collection())
 
     async def token_doc(self, request: Request) -> Response:
         return JSONResponse({"data": self.token})
@@ -120,6 +125,7 @@ class OmeroWeb:
         return [
             Route("/api/", self.api_root),
             Route("/api/v0/", self.api_links),
+            Route("/api/v0/m/{name}/", self.collection),
             Route("/api/v0/token/", self.token_doc),
             Route("/api/v0/servers/", self.servers),
             Route("/webclient/", self.webclient),

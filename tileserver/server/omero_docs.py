@@ -25,6 +25,10 @@ LINKS = {
     "servers": "servers/",
     "login": "login/",
 }
+# collections this server has none of; answered (empty) so that clients which probe them to
+# tell whether anonymous browsing is allowed see that it is. Images are not listed.
+EMPTY_COLLECTIONS = ("experimenters", "experimentergroups", "projects", "datasets", "screens", "plates")
+PAGE_LIMIT, PAGE_MAX_LIMIT = 200, 500  # OMERO.web's defaults
 SERVER_ID = 1
 _CHANNELS = (("R", "FF0000"), ("G", "00FF00"), ("B", "0000FF"))
 
@@ -41,6 +45,11 @@ def api_versions(base: str) -> dict:
 def api_links(base: str) -> dict:
     root = f"{base}/api/v{API_VERSION}/"
     return {f"url:{key}": root + path for key, path in LINKS.items()}
+
+
+def empty_collection() -> dict:
+    """A paginated OMERO JSON API list with nothing in it."""
+    return {"data": [], "meta": {"offset": 0, "limit": PAGE_LIMIT, "maxLimit": PAGE_MAX_LIMIT, "totalCount": 0}}
 
 
 def servers(base: str) -> dict:
