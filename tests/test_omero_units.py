@@ -5,6 +5,7 @@ import hashlib
 
 import pytest
 
+from tileserver.server.omero import mount
 from tileserver.server.omero_params import MAX_TILE_SIDE, parse_quality, parse_tile
 from tileserver.slides import numeric_ids
 from tileserver.slides.numeric_ids import NumericIds, numeric_id
@@ -101,3 +102,14 @@ def test_level_tile_region_reads_exactly_that_level():
 @pytest.mark.parametrize("tile", [(3, 0, 0, 256, 256), (1, 2, 0, 256, 256), (0, 0, 3, 256, 256), (0, 0, 0, 0, 5)])
 def test_level_tile_region_outside(tile):
     assert Pyramid(1001, 700, 256, 3).level_tile_region(*tile) is None
+
+
+@pytest.mark.parametrize("prefix", ["/omero", "/lab/omero", "/a.b/c~d"])
+def test_mount_prefix(tmp_path, prefix):
+    assert mount(prefix, SlideRegistry(tmp_path)).path == prefix
+
+
+@pytest.mark.parametrize("prefix", ["", "/", "omero", "/omero/", "/a//b", "/..", "/./omero", "/om ero"])
+def test_mount_refuses_prefix(tmp_path, prefix):
+    with pytest.raises(ValueError):
+        mount(prefix, SlideRegistry(tmp_path))

@@ -28,7 +28,7 @@ from tileserver.slides.registry import SlideRegistry
 from tileserver.slides.tiled import TiledSlide
 
 DEFAULT_PREFIX = "/omero"
-_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+_PREFIX = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+")  # no empty, "." or ".." segment
 _SHOW_IMAGE = re.compile(r"image-(\d{1,19})")
 
 
