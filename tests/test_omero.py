@@ -144,6 +144,8 @@ def _image_data(client, number: int, slash: str) -> dict:
 def test_image_data(client, slide, slash):
     n = slide["omero_id"]
     assert client.get(f"/omero/webclient/?show=image-{n}").status_code == 200
+    rois = client.get(f"/omero/api/v0/m/rois/?image={n}")  # asked when the image joins a project
+    assert rois.status_code == 200 and rois.json()["data"] == []
     data = _image_data(client, n, slash)
     size = data["size"]
     assert (size["width"], size["height"]) == (slide["width"], slide["height"])

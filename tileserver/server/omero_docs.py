@@ -26,8 +26,9 @@ LINKS = {
     "login": "login/",
 }
 # collections this server has none of; answered (empty) so that clients which probe them to
-# tell whether anonymous browsing is allowed see that it is. Images are not listed.
-EMPTY_COLLECTIONS = ("experimenters", "experimentergroups", "projects", "datasets", "screens", "plates")
+# tell whether anonymous browsing is allowed see that it is, and find no ROIs rather than an
+# error when a slide is added to a QuPath project. Images are not listed.
+EMPTY_COLLECTIONS = ("experimenters", "experimentergroups", "projects", "datasets", "screens", "plates", "rois")
 PAGE_LIMIT, PAGE_MAX_LIMIT = 200, 500  # OMERO.web's defaults
 SERVER_ID = 1
 _CHANNELS = (("R", "FF0000"), ("G", "00FF00"), ("B", "0000FF"))
