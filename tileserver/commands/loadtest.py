@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from tileserver.engine import DEVICES
 from tileserver.errors import InputError
 
 
@@ -23,7 +24,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--time", default="30s", help="duration of each run, Locust syntax (default 30s)")
     parser.add_argument("--warm", action="store_true", help="then run again on the same, warm, server")
     parser.add_argument("--cache-mb", type=int, default=1024, help="server cache size (default 1024)")
-    parser.add_argument("--device", default="cpu", help="server decode device (default cpu)")
+    parser.add_argument("--device", choices=DEVICES, default="cpu", help="server decode device (default cpu)")
     parser.add_argument("--out", type=Path, default=Path("loadtest-results"), help="directory for Locust's CSVs")
     parser.set_defaults(func=run)
 
