@@ -90,3 +90,15 @@ def test_api_has_every_field_the_pages_read(client):
         assert client.get(slide["urls"]["thumbnail"] + "?size=128").headers["content-type"] == "image/jpeg"
         single = client.get(f"/api/slides/{slide['id']}").json()
         assert single["urls"] == slide["urls"]
+
+
+def test_nested_slide_ids(demo_root, tmp_path):
+    (tmp_path / "lab a" / "2024").mkdir(parents=True)
+    shutil.copyfile(demo_root / SLIDE_NAME, tmp_path / "lab a" / "2024" / "x.svs")
+    with TestClient(create_app(tmp_path, device="cpu", cache_mb=16)) as client:
+        (entry,) = client.get("/api/slides").json()["slides"]
+        assert entry["id"] == "lab a/2024/x.svs"
+        assert entry["urls"]["iiif3"] == "/iiif/3/lab%20a%2F2024%2Fx.svs/info.json"
+        assert client.get(entry["urls"]["iiif3"]).json()["width"] == 2220
+        page = client.get("/view/lab%20a/2024/x.svs")
+        assert page.status_code == 200 and 'data-slide-id="lab a/2024/x.svs"' in page.text
