@@ -13,6 +13,7 @@ from tileserver.errors import TileserverError
 # Each module defines add_parser(subparsers) and sets func=run on its parser.
 COMMAND_MODULES = [
     "train",
+    "evaluate",
     "encode",
     "encode-batch",
     "info",
