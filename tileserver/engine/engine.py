@@ -16,7 +16,7 @@ import asyncio
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -62,7 +62,7 @@ class _Prepared:
 @dataclass
 class _Flight:
     task: asyncio.Task
-    waiters: int = field(default=0)
+    waiters: int = 0
 
 
 class DecodeEngine:
@@ -92,7 +92,7 @@ class DecodeEngine:
             self.stats.misses.labels("decoded").inc()
             flight = _Flight(asyncio.ensure_future(self._produce(slide, level, col, row, key)))
             self._inflight[key] = flight
-            flight.task.add_done_callback(lambda _: self._inflight.pop(key, None))
+            flight.task.add_done_callback(lambda _: self._land(key, flight))
         else:
             self.stats.coalesced.inc()
         flight.waiters += 1
@@ -103,6 +103,10 @@ class DecodeEngine:
             if flight.waiters == 0 and not flight.task.done():
                 self._inflight.pop(key, None)
                 flight.task.cancel()
+
+    def _land(self, key: tuple, flight: _Flight) -> None:
+        if self._inflight.get(key) is flight:  # not a newer flight for the same tile
+            del self._inflight[key]
 
     async def _produce(self, slide: TiledSlide, level: int, col: int, row: int, key: tuple) -> np.ndarray:
         try:
