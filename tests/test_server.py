@@ -195,6 +195,7 @@ def test_a_corrupt_tile_fails_alone(client, site, caplog):
     assert client.get("/healthz").status_code == 200
     metrics = client.get("/metrics").text
     assert 'tileserver_tile_errors_total{reason="CorruptTileError"}' in metrics
+    assert any("corrupt.tif" in r.getMessage() and "CRC" in r.getMessage() for r in caplog.records)
 
 
 def test_many_concurrent_clients_get_their_own_tiles(site):
