@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: shared CPU
 import platform
 import time
 from concurrent.futures import ThreadPoolExecutor

@@ -10,7 +10,7 @@ import torch
 from tests.conftest import DATA, data_file
 from tileserver.codecs import decoder, from_spec, ids
 from tileserver.codecs.hyperprior import build_net
-from tileserver.codecs.learned import LearnedCodec, unpack_body
+from tileserver.codecs.learned import LearnedCodec, pack_body, unpack_body
 from tileserver.codecs.learned_models import load_model, save_model
 from tileserver.errors import CodecError, CorruptTileError, ModelError
 from tileserver.format import payload
@@ -119,6 +119,14 @@ def test_malformed_bodies_raise_codec_errors(codec, tiles):
     for bad in (body[:5], b"\x09" + body[1:], b""):
         with pytest.raises(CodecError):
             codec.prepare(bad)
+
+
+def test_short_entropy_streams_behind_a_valid_crc_do_not_crash_the_process(codec, tiles):
+    """CompressAI's rANS decoder read past the end of short streams (a segfault)."""
+    name, height, width, z, y = unpack_body(codec.encode(tiles[4]))
+    for short in (pack_body(name, height, width, z, y[:10]), pack_body(name, height, width, z[:3], b"")):
+        decoded = codec.decode(short)
+        assert decoded.shape == tiles[4].shape
 
 
 def test_training_resumes_to_the_same_step_and_weights(tmp_path):

@@ -68,7 +68,10 @@ class OnnxSynthesis:
             export_onnx(g_s, M, path)
         available = onnxruntime.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        self.session = onnxruntime.InferenceSession(str(path), providers=providers)
+        options = onnxruntime.SessionOptions()
+        # No busy-waiting between ops: the CPU is shared with entropy decoding in other threads.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
 
     def __call__(self, y) -> np.ndarray:
         (x,) = self.session.run(["x"], {"y": y.numpy()})

@@ -1,0 +1,36 @@
+"""`tileserver evaluate` on a few real tissue tiles with JPEG only (fast)."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from tests.conftest import DATA, data_file
+from tileserver.train.evaluate import evaluate, tissue_patches
+
+
+def test_table_matched_bpp_and_outputs(tmp_path):
+    from tileserver.train.codec_data import validation_tiles
+
+    data_file("slides/tcga-cr-7395-01a-01-ts1.svs")
+    patches = validation_tiles([DATA])["tcga48"][:4]
+    rows = {r["codec"]: r for r in evaluate(patches, ["jpeg:70", "webp:80"], tmp_path / "ev", sweep=False)}
+    reference, lower = rows["jpeg:90"], rows["jpeg:70"]
+    assert reference["reduction_mean"] == 0 and reference["bpp_at_jpeg90_ssim"] == pytest.approx(reference["bpp"])
+    assert lower["bpp"] < reference["bpp"] and lower["ssim_mean"] < reference["ssim_mean"]
+    assert 0 < lower["reduction_min"] <= lower["reduction_mean"] <= lower["reduction_max"] < 1
+    # jpeg:70 and jpeg:90 form the JPEG curve; webp alone has no curve through JPEG q90's SSIM
+    # unless its single point sits exactly on it.
+    assert rows["webp:80"]["bpp_at_jpeg90_ssim"] is None
+    assert len(list(csv.DictReader(open(tmp_path / "ev.csv")))) == 3
+    assert (tmp_path / "ev.png").stat().st_size > 0 and "jpeg:70" in (tmp_path / "ev.md").read_text()
+
+
+def test_tissue_patches_skip_glass(tmp_path):
+    fixtures = data_file("patches/val/histolab-fixtures")
+    glass = tmp_path / "glass"
+    glass.mkdir()
+    for name in ("no-tissue.png", "almost-white-1.png"):
+        (glass / name).symlink_to(fixtures / name)
+    assert tissue_patches([glass]) == []
+    assert len(tissue_patches([fixtures])) > 10
