@@ -80,7 +80,9 @@ def main() -> None:
         f"a user opens the slide (info.json, thumbnail) and then zooms and pans over tissue, fetching the IIIF "
         f"tiles of a 1280x800 viewport (this level and the next coarser) six at a time.",
         f"cold = fresh server with a {COLD_MB} MB cache (nearly every tile decoded and encoded); "
-        f"warm = fresh server with {WARM_MB} MB, browsed once for {args.time}, then measured.",
+        f"warm = fresh server with {WARM_MB} MB, browsed once for {args.time}, then measured. "
+        "tiles/s is the rate these users asked for (they pause between moves), not the server's capacity; "
+        "the machine is shared, so the tail latencies move with its load.",
         "",
         *table(results),
         "",

@@ -53,7 +53,6 @@ async function openViewer() {
     drawer: "canvas",
     showNavigator: true,
     navigatorPosition: "TOP_RIGHT",
-    crossOriginPolicy: "Anonymous",
     maxZoomPixelRatio: 2,
     visibilityRatio: 0.5,
   });
