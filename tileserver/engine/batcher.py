@@ -1,7 +1,12 @@
-"""Micro-batching of the device stage: prepared tiles with the same codec and batch key that
-arrive within ``wait`` seconds are synthesized together, up to ``max_batch`` at a time.
+"""Micro-batching of the device stage, on one device thread.
 
-Items whose waiter was cancelled (its client left) before the batch starts are dropped.
+Prepared tiles wait in one queue per (codec, batch key). When the device is idle, a queue is
+run ``wait`` seconds after its first tile arrived, or at once when it holds ``max_batch``.
+While the device is busy, tiles keep arriving and queueing; when it frees, the oldest queue
+runs at once with everything it gathered (up to ``max_batch``). So batches stay small when
+traffic is light (latency) and grow with the load (throughput).
+
+Tiles whose waiter was cancelled (its client left) before their batch starts are dropped.
 A batch that fails is retried tile by tile, so one bad tile fails alone.
 """
 from __future__ import annotations
@@ -17,6 +22,8 @@ import numpy as np
 from tileserver.codecs.base import Codec
 from tileserver.engine.stats import EngineStats
 
+Key = tuple[int, Hashable]
+
 
 class Batcher:
     def __init__(self, executor: Executor, stats: EngineStats, wait: float = 0.004, max_batch: int = 16):
@@ -24,9 +31,10 @@ class Batcher:
         self.stats = stats
         self.wait = wait
         self.max_batch = max_batch
-        self._queues: dict[tuple[int, Hashable], list[tuple[Any, asyncio.Future]]] = {}
-        self._timers: dict[tuple[int, Hashable], asyncio.TimerHandle] = {}
-        self._codecs: dict[tuple[int, Hashable], Codec] = {}
+        self._queues: dict[Key, list[tuple[Any, asyncio.Future]]] = {}  # insertion order: oldest first
+        self._codecs: dict[Key, Codec] = {}
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._busy = False
 
     async def synthesize(self, codec: Codec, batch_key: Hashable, prepared: Any) -> np.ndarray:
         loop = asyncio.get_running_loop()
@@ -35,22 +43,40 @@ class Batcher:
         self._codecs[key] = codec
         queue = self._queues.setdefault(key, [])
         queue.append((prepared, future))
-        if len(queue) >= self.max_batch:
-            self._flush(key)
-        elif key not in self._timers:
-            self._timers[key] = loop.call_later(self.wait, self._flush, key)
+        if not self._busy:
+            if len(queue) >= self.max_batch:
+                self._start(key)
+            elif key not in self._timers:
+                self._timers[key] = loop.call_later(self.wait, self._on_timer, key)
         return await future
 
-    def _flush(self, key) -> None:
+    def _on_timer(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        if not self._busy:
+            self._start(key)
+
+    def _start(self, key: Key) -> None:
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
-        queued, codec = self._queues.pop(key, []), self._codecs.pop(key)
-        items = [(p, f) for p, f in queued if not f.done()]
-        if len(items) < len(queued):
-            self.stats.dropped.inc(len(queued) - len(items))
-        if items:
-            asyncio.ensure_future(self._run(codec, items))
+        queue = self._queues.pop(key, [])
+        live = [(p, f) for p, f in queue if not f.done()]
+        if len(live) < len(queue):
+            self.stats.dropped.inc(len(queue) - len(live))
+        items, rest = live[: self.max_batch], live[self.max_batch :]
+        if rest:
+            self._queues[key] = rest
+        if not items:
+            self._next()
+            return
+        self._busy = True
+        task = asyncio.ensure_future(self._run(self._codecs[key], items))
+        task.add_done_callback(lambda _: self._next())
+
+    def _next(self) -> None:
+        self._busy = False
+        if self._queues:
+            self._start(next(iter(self._queues)))
 
     async def _run(self, codec: Codec, items: list[tuple[Any, asyncio.Future]]) -> None:
         loop = asyncio.get_running_loop()
