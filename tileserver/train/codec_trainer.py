@@ -30,6 +30,8 @@ from tileserver.train.codec_data import training_sampler, validation_tiles
 
 CHECKPOINT = "checkpoint.pt"
 # Settings a resumed run may change; every other setting comes from the checkpoint.
+# Filled by update() for coding; a training net has them empty, so --init leaves them out.
+ENTROPY_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 RESUMABLE = ("steps", "max_minutes", "threads", "data", "checkpoint_minutes", "val_minutes")
 
 
@@ -124,8 +126,7 @@ def load_weights(path: Path) -> dict:
     """The model state dict in a run checkpoint or an exported models/*.pt."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     state = saved.get("model") or saved.get("state_dict")
-    # Exported files carry CDF tables sized by update(); a training net starts without them.
-    return {k: v for k, v in state.items() if not k.split(".")[-1] in ("_quantized_cdf", "_offset", "_cdf_length")}
+    return {k: v for k, v in state.items() if k.split(".")[-1] not in ENTROPY_TABLES}
 
 
 class CodecTrainer:
@@ -159,7 +160,15 @@ class CodecTrainer:
             self.step = int(saved["step"])
             self.cpu_seconds, self.wall_seconds = float(saved["cpu_seconds"]), float(saved["wall_seconds"])
         elif config.init:
-            self.net.load_state_dict(load_weights(Path(config.init)), strict=False)
+            # nn.Module's loader: CompressAI's insists on CDF tables, which training does not use.
+            misfit = f"--init {config.init} does not fit {config.arch} N={config.N} M={config.M}"
+            try:
+                loaded = torch.nn.Module.load_state_dict(self.net, load_weights(Path(config.init)), strict=False)
+            except RuntimeError as exc:  # tensor shapes differ
+                raise InputError(f"{misfit}: {str(exc).splitlines()[1].strip()}") from None
+            missing = [k for k in loaded.missing_keys if k.split(".")[-1] not in ENTROPY_TABLES]
+            if missing or loaded.unexpected_keys:
+                raise InputError(f"{misfit}: {(missing + loaded.unexpected_keys)[:4]}")
         self.net = self.net.to(memory_format=torch.channels_last).train()
         self.main_params = main
         self._stop = False
