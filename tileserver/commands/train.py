@@ -10,6 +10,7 @@ import importlib
 TRAINERS = [
     "train_codec",
     "train_sr",
+    "train_agent",
 ]
 
 

@@ -1,0 +1,78 @@
+"""``--codec adaptive:λ``: the decision agent keeps a tile (keep codec) or compresses it (SR4).
+
+Same interface as TileEncoder (``encode(tile) -> Choice``, ``describe()``); each choice also
+carries the policy's P(compress), which the encoder stores as the ``decisions`` page. A tile is
+compressed when P(compress) >= 0.5. There is no SSIM guard here: a restored tile never meets
+the rate-control floor, and sparing the tiles whose nuclei would suffer is the agent's job.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tileserver import codecs
+from tileserver.encode.rate import Choice
+from tileserver.errors import CodecError
+from tileserver.sr.policy import check_lmbda, load_policy
+
+NAME = "adaptive"
+DEFAULT_LMBDA = 0.5
+DEFAULT_KEEP = "jpeg:90"
+DEFAULT_SR4 = "sr4"
+DEFAULT_POLICY = "cda-b32"
+THRESHOLD = 0.5
+
+
+@dataclass
+class AdaptiveChoice(Choice):
+    p_compress: float = 0.0
+
+
+def is_adaptive(spec: str) -> bool:
+    return spec.partition(":")[0].strip().lower() == NAME
+
+
+def parse_lmbda(spec: str) -> float:
+    """'adaptive:0.5' -> 0.5; 'adaptive' -> the default λ."""
+    setting = spec.partition(":")[2].strip()
+    try:
+        return check_lmbda(float(setting) if setting else DEFAULT_LMBDA)
+    except ValueError as exc:
+        raise CodecError(f"bad codec spec {spec!r}: {exc}") from None
+
+
+class AdaptiveTileEncoder:
+    def __init__(self, lmbda: float = DEFAULT_LMBDA, keep: str = DEFAULT_KEEP, sr4: str = DEFAULT_SR4,
+                 policy: str = DEFAULT_POLICY, device: str = "cpu"):
+        self.lmbda = check_lmbda(lmbda)
+        self.keep_spec, self.keep = keep, codecs.from_spec(keep, device)
+        self.sr4_spec, self.sr4 = sr4, codecs.from_spec(sr4, device)
+        self.policy = load_policy(policy)
+
+    @classmethod
+    def from_spec(cls, spec: str, keep: str = DEFAULT_KEEP, device: str = "cpu") -> "AdaptiveTileEncoder":
+        return cls(parse_lmbda(spec), keep=keep, device=device)
+
+    def describe(self) -> list[dict]:
+        """The codec-table entries: the keep codec and SR4 (with its enhancer's sha256)."""
+        return [self.keep.describe(), self.sr4.describe()]
+
+    def policy_entry(self) -> dict:
+        """What the slide's encoder settings should record about the decisions."""
+        return {"policy": self.policy.name, "sha256": self.policy.sha256, "lmbda": self.lmbda,
+                "threshold": THRESHOLD, "keep": self.keep_spec, "sr4": self.sr4_spec}
+
+    def p_compress(self, tiles: list[np.ndarray]) -> np.ndarray:
+        return self.policy.p_compress(tiles, self.lmbda)
+
+    def encode(self, tile: np.ndarray) -> AdaptiveChoice:
+        p = float(self.p_compress([tile])[0])
+        spec, codec = (self.sr4_spec, self.sr4) if p >= THRESHOLD else (self.keep_spec, self.keep)
+        return AdaptiveChoice(codec, codec.encode(tile), spec, p_compress=p)
+
+
+def decision_page(probabilities: list[float | None], across: int, down: int) -> np.ndarray:
+    """A level's P(compress) per tile, row-major, as a down x across float32 page; NaN for glass."""
+    values = [np.nan if p is None else p for p in probabilities]
+    return np.asarray(values, np.float32).reshape(down, across)
