@@ -7,7 +7,7 @@ shared one: region in level-0 pixels + output size -> DecodeEngine.region -> ren
 from __future__ import annotations
 
 import json
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_to_bytes
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,10 +23,11 @@ VERSIONS = (2, 3)
 
 
 def _segments(request: Request, version: int) -> tuple[str, list[str]]:
+    """The raw path's segments after /iiif/{version}/, each percent-decoded on its own."""
     raw = request.scope.get("raw_path") or request.url.path.encode()
-    rest = raw.decode("latin-1").split("?", 1)[0][len(f"/iiif/{version}/"):]
-    identifier, *parts = rest.split("/")
-    return unquote(identifier), parts
+    rest = raw.split(b"?", 1)[0][len(f"/iiif/{version}/"):]
+    identifier, *parts = (unquote_to_bytes(segment).decode("utf-8", "replace") for segment in rest.split(b"/"))
+    return identifier, parts
 
 
 def _service_id(request: Request, version: int, identifier: str) -> str:

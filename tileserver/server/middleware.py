@@ -49,7 +49,11 @@ class ServerMiddleware:
     async def _cancellable(self, scope, receive, send, state):
         first = await receive()  # a GET's one (empty) body message
         if first["type"] == "http.disconnect":
+            state["status"] = 499  # client closed request
             return
+        if first.get("more_body"):  # a GET with a streamed body: pass it through, unwatched
+            replay = iter([first])
+            return await self.app(scope, lambda: _next_or(replay, receive), send)
         left = asyncio.Event()
 
         async def app_receive():
@@ -70,7 +74,7 @@ class ServerMiddleware:
             await asyncio.wait({handler, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if not handler.done() and not state["complete"]:
                 handler.cancel()
-                state["status"] = 499  # client closed request
+                state["status"] = 499
                 with contextlib.suppress(asyncio.CancelledError):
                     await handler
                 return
@@ -78,3 +82,9 @@ class ServerMiddleware:
         finally:
             watcher.cancel()
             handler.cancel()
+
+
+async def _next_or(replay, receive):
+    """The replayed message first, then the real ones."""
+    message = next(replay, None)
+    return message if message is not None else await receive()
