@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tileserver.codecs.classical import JpegCodec
 from tileserver.codecs.learned import LearnedCodec
@@ -165,3 +166,72 @@ def test_region_is_the_mosaic_of_stored_tiles(jpeg_path):
     assert half.shape == (height // 2, width // 2, 3)
     level1 = expected_tile(jpeg_path, 1, 0, 0)
     assert np.abs(half[:200, :200].astype(int) - level1[:200, :200]).mean() < 1  # read from level 1
+
+
+def test_glass_is_a_constant_never_decoded(encoded_cmu, monkeypatch):
+    calls = counting(monkeypatch, JpegCodec, "prepare")
+    slide = StoredSlide(encoded_cmu)
+    across, down = slide.pyramid.grid(0)
+    glass = [(c, r) for r in range(down) for c in range(across) if slide.fetch(0, c, r) is None]
+    assert glass, "the encoded slide has glass tiles"
+
+    async def run():
+        engine = DecodeEngine("cpu", cpu_workers=2)
+        tiles = await asyncio.gather(*(engine.tile(slide, 0, c, r) for c, r in glass))
+        engine.close()
+        return tiles, engine
+
+    tiles, engine = asyncio.run(run())
+    assert calls == []
+    assert engine.stats.registry.get_sample_value("tileserver_glass_tiles_total") == len(glass)
+    assert len(engine.tiles) == 0  # constants take no room in the cache
+    for (c, r), tile in zip(glass, tiles):
+        assert np.array_equal(tile, expected_tile(encoded_cmu, 0, c, r))
+        assert not tile.flags.writeable
+
+
+def test_decoded_cache_is_bounded_in_bytes(jpeg_path):
+    slide = StoredSlide(jpeg_path)
+    budget = 3 * 256 * 256 * 3  # three full tiles
+
+    async def run():
+        engine = DecodeEngine("cpu", cpu_workers=2, cache_bytes=budget)
+        across, down = slide.pyramid.grid(0)
+        for r in range(down):
+            for c in range(across):
+                await engine.tile(slide, 0, c, r)
+        engine.close()
+        return engine
+
+    engine = asyncio.run(run())
+    across, down = slide.pyramid.grid(0)
+    assert 0 < engine.tiles.currsize <= budget and 3 <= len(engine.tiles) < across * down
+    assert engine.stats.registry.get_sample_value("tileserver_cache_bytes", {"cache": "decoded"}) <= budget
+
+
+@pytest.mark.parametrize("tile_size", [240, 512])
+def test_other_tile_sizes_assemble_the_same_regions(tmp_path, cmu_svs, tile_size):
+    from tileserver.encode.encoder import EncodeSettings, encode_slide
+
+    source = crop_source(cmu_svs, tmp_path / "crop.png", 600, 800, 700, 500)
+    path = tmp_path / "slide.tif"
+    encode_slide(source, path, EncodeSettings(codecs=["jxl:0"], fallback="jxl:0", glass="keep",
+                                              tile_size=tile_size), progress=False)
+    slide = StoredSlide(path)
+    assert slide.pyramid.tile_size == tile_size
+
+    async def run():
+        engine = DecodeEngine("cpu", cpu_workers=2)
+        region = await engine.region(slide, 200, 100, 400, 300, 400, 300)
+        engine.close()
+        return region
+
+    region = asyncio.run(run())
+    across, down = slide.pyramid.grid(0)
+    mosaic = np.concatenate([
+        np.concatenate([expected_tile(path, 0, c, r) for c in range(across)], axis=1) for r in range(down)
+    ])
+    assert mosaic.shape == (500, 700, 3)
+    assert np.array_equal(region, mosaic[100:400, 200:600])
+    original = np.asarray(Image.open(source).convert("RGB"))[100:400, 200:600]
+    assert np.abs(region.astype(int) - original).mean() < 0.1  # jxl:0: near-lossless
