@@ -35,12 +35,6 @@ class Pyramid:
         width, height = self.level_size(level)
         return math.ceil(width / self.tile_size), math.ceil(height / self.tile_size)
 
-    def has_tile(self, level: int, col: int, row: int) -> bool:
-        if not 0 <= level < self.level_count:
-            return False
-        across, down = self.grid(level)
-        return 0 <= col < across and 0 <= row < down
-
     def tile_size_at(self, level: int, col: int, row: int) -> tuple[int, int]:
         """The valid width and height of a tile (edge tiles are cut at the level's edge)."""
         width, height = self.level_size(level)
