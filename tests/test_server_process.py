@@ -89,3 +89,13 @@ def test_a_client_that_leaves_has_its_tiles_dropped(tmp_path, tcga_svs):
         assert metric(text, "tileserver_decodes_dropped_total") >= queued / 2
         answer = httpx.get(f"{url}/iiif/3/tcga.svs/0,0,512,512/256,/0/default.jpg", timeout=60)
         assert answer.status_code == 200
+
+
+def test_serve_refuses_cuda_without_a_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    done = subprocess.run([sys.executable, "-m", "tileserver.cli", "serve", str(tmp_path), "--device", "cuda"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no CUDA device" in done.stderr

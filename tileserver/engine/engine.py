@@ -28,6 +28,7 @@ from tileserver import codecs
 from tileserver.codecs.base import Codec
 from tileserver.engine.batcher import Batcher
 from tileserver.engine.stats import EngineStats
+from tileserver.errors import InputError
 from tileserver.slides.tiled import Encoded, TiledSlide
 from tileserver.slides.tiles import plan_region
 
@@ -35,13 +36,18 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(device: str) -> str:
+    """auto -> cuda when torch sees a GPU, else cpu; cuda without a GPU is refused at startup."""
     if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
-    if device != "auto":
+        raise InputError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if device == "cpu":
         return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise InputError("--device cuda: torch sees no CUDA device here (use auto or cpu)")
+    return "cpu"
 
 
 @lru_cache(maxsize=64)
