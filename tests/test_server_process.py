@@ -2,7 +2,6 @@
 leaves before its answer (its queued decodes are dropped, the server keeps serving)."""
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
