@@ -53,8 +53,9 @@ def run(args) -> int:
 
     given = {flag.lstrip("-").replace("-", "_"): getattr(args, flag.lstrip("-").replace("-", "_"))
              for flag in _OPTIONS}
-    config = TrainConfig(data=args.data, **{k: v for k, v in given.items() if v is not None})
-    CodecTrainer(config, args.out, resume=args.resume).run()
+    given = {k: v for k, v in given.items() if v is not None}
+    config = TrainConfig(data=args.data, **given)
+    CodecTrainer(config, args.out, resume=args.resume, overrides={"data", *given}).run()
     return 0
 
 

@@ -130,7 +130,10 @@ def load_weights(path: Path) -> dict:
 
 
 class CodecTrainer:
-    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool):
+    """``overrides``: the RESUMABLE settings of ``config`` that replace the checkpoint's on
+    resume (the command line passes those given explicitly)."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, resume: bool, overrides=RESUMABLE):
         self.run_dir = run_dir
         checkpoint_path = run_dir / CHECKPOINT
         saved = None
@@ -139,7 +142,7 @@ class CodecTrainer:
                 raise InputError(f"{run_dir} already holds a run: pass --resume or another --out")
             saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
             stored = dict(saved["config"])
-            stored.update({k: getattr(config, k) for k in RESUMABLE})
+            stored.update({k: getattr(config, k) for k in RESUMABLE if k in overrides})
             config = TrainConfig(**stored)
         self.config = config
         torch.set_num_threads(config.threads)
