@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tileserver.errors import CodecError
 
@@ -20,16 +21,12 @@ DEVICES = ("cpu", "cuda", "onnx")
 
 class TorchSynthesis:
     def __init__(self, g_s, device: str):
-        import torch
-
         if device == "cuda" and not torch.cuda.is_available():
             raise CodecError("device 'cuda' asked for, but torch sees no CUDA GPU")
         self.device = torch.device(device)
         self.module = g_s.to(self.device, memory_format=torch.channels_last)
 
     def __call__(self, y) -> np.ndarray:
-        import torch
-
         with torch.inference_mode():
             y = y.to(self.device).contiguous(memory_format=torch.channels_last)
             return self.module(y).clamp_(0, 1).float().cpu().numpy()
@@ -42,8 +39,6 @@ def onnx_cache_dir() -> Path:
 
 def export_onnx(g_s, M: int, path: Path) -> None:
     """Export g_s with dynamic batch and size (legacy exporter: needs no onnxscript)."""
-    import torch
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
         tmp_path = Path(tmp.name)
