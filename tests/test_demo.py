@@ -116,4 +116,5 @@ def test_demo_serves_both_encodings_then_reuses_them(xdg):
     out, _ = again.communicate(timeout=120)
     assert again.returncode == 0
     assert out.count("cached") == 2 and "encoded now" not in out
+    assert "(jxl:1.0, cached: 100 jxl:1.0 tiles)" in out  # the 100 tissue tiles, as written
     assert {p: p.stat().st_mtime_ns for p in encoded} == before

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tileserver.codecs.learned_models import models_dir, sha256_of
 from tileserver.encode.encoder import EncodeSettings, encode_slide
+from tileserver.format.reader import NeuralTiff
 
 SLIDE_NAME = "cmu-1-small-region.svs"
 SLIDE_SHA256 = "ed92d5a9f2e86df67640d6f92ce3e231419ce127131697fbbce42ad5e002c8a7"
@@ -66,6 +67,7 @@ class DemoSlide:
     slide_id: str  # path relative to the demo directory: the server's id
     codec: str
     encoded_now: bool
+    tiles_per_codec: dict[str, int]  # what the encoder's quality guard actually wrote
 
 
 def prepare(codecs: list[str], root: Path | None = None, workers: int = 1, progress: bool = True) -> tuple[Path, list[DemoSlide]]:
@@ -79,7 +81,7 @@ def prepare(codecs: list[str], root: Path | None = None, workers: int = 1, progr
     original = root / SLIDE_NAME
     if not original.exists() or original.stat().st_size != source.stat().st_size:
         shutil.copyfile(source, original)
-    slides = [DemoSlide(SLIDE_NAME, "original", False)]
+    slides = [DemoSlide(SLIDE_NAME, "original", False, {})]
     stem = Path(SLIDE_NAME).stem
     for spec in codecs:
         name = f"{stem}.{SLIDE_SHA256[:8]}.{_file_label(spec)}.tiff"
@@ -87,5 +89,7 @@ def prepare(codecs: list[str], root: Path | None = None, workers: int = 1, progr
         fresh = not target.exists()
         if fresh:
             encode_slide(original, target, EncodeSettings(codecs=[spec], workers=workers), progress=progress)
-        slides.append(DemoSlide(name, spec, fresh))
+        with NeuralTiff(target) as written:
+            per_codec = dict(written.metadata.stats.get("tiles_per_codec", {}))
+        slides.append(DemoSlide(name, spec, fresh, per_codec))
     return root, slides

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"demo slides in {root}:")
     for slide in slides:
         state = "encoded now" if slide.encoded_now else "cached"
-        label = "the shipped original" if slide.codec == "original" else f"{slide.codec}, {state}"
+        tiles = ", ".join(f"{n} {codec} tiles" for codec, n in slide.tiles_per_codec.items())
+        label = "the shipped original" if slide.codec == "original" else f"{slide.codec}, {state}: {tiles}"
         print(f"  {base}/view/{quote(slide.slide_id)}   ({label})")
     if args.no_serve:
         return 0
