@@ -10,7 +10,8 @@ from tileserver.train.codec_data import DEFAULT_DATA
 _OPTIONS = {
     "--arch": dict(choices=["mbt2018-mean", "bmshj2018-hyperprior"]),
     "--N": dict(type=int), "--M": dict(type=int),
-    "--lmbda": dict(type=float, help="loss = lmbda * 255^2 * MSE + bpp"),
+    "--lmbda": dict(type=float, help="loss = lmbda * 255^2 * MSE + ssim_weight * (1 - SSIM) + bpp"),
+    "--ssim-weight": dict(type=float, help="weight of the SSIM term (project's SSIM convention)"),
     "--lmbda-start": dict(type=float, help="λ curriculum: start here ..."),
     "--lmbda-ramp": dict(type=int, help="... and reach --lmbda after this many steps"),
     "--crop": dict(type=int, help="crop side, a multiple of 64"),

@@ -42,7 +42,7 @@ def model_card(name: str, config: dict, saved: dict, sha256: str, run_dir: Path,
 {notes}
 
 - Architecture: CompressAI `{config['arch']}`, N={config['N']}, M={config['M']} ({params / 1e6:.2f}M weights)
-- λ = {config['lmbda']} (loss = λ·255²·MSE + bpp){f", curriculum from {config['lmbda_start']} over {config['lmbda_ramp']} steps" if config.get('lmbda_start') else ''}
+- λ = {config['lmbda']}, SSIM weight w = {config.get('ssim_weight', 0.0)} (loss = λ·255²·MSE + w·(1 - SSIM) + bpp){f", curriculum from {config['lmbda_start']} over {config['lmbda_ramp']} steps" if config.get('lmbda_start') else ''}
 - Recipe: Adam lr {config['lr']} ({config['warmup']} warm-up steps, cosine decay to {config['lr_min']} over the steps after {config['decay_from']:.0%} of {config['steps']}), aux lr {config['aux_lr']}, gradient clip {config['clip']}, batch {config['batch']} of {config['crop']} px crops, channels_last, fp32, {config['threads']} threads{f", started from {config['init']}" if config.get('init') else ''}
 - Training data: `{LC25000}` (reduced 2x, or 1.75x for 128 px crops) and `{', '.join(TRAIN_SLIDES)}` at level 0 and its 2x reductions; random crops, flips, rot90, mild colour jitter
 - Validation (never trained on): 48 tissue tiles of `{VAL_SLIDE}` level 0 (`tcga48`), 256 px tissue tiles of `{VAL_FIXTURES}` H&E images (`fixtures`)
@@ -65,7 +65,8 @@ def export_run(run_dir: Path, name: str, models: Path | None = None, notes: str 
     net.load_state_dict(saved["model"])
     net.eval().update(force=True)
     path = model_path(name, models)
-    model_config = {k: config[k] for k in ("arch", "N", "M", "lmbda")} | {"steps": saved["step"]}
+    model_config = {k: config[k] for k in ("arch", "N", "M", "lmbda")} | {
+        "ssim_weight": config.get("ssim_weight", 0.0), "steps": saved["step"]}
     sha256 = save_model(net, model_config, path)
     path.with_suffix(".md").write_text(model_card(name, config, saved, sha256, run_dir, notes))
     (run_dir / "exports.jsonl").open("a").write(json.dumps({"name": name, "step": saved["step"], "sha256": sha256}) + "\n")

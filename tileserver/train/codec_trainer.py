@@ -32,7 +32,7 @@ CHECKPOINT = "checkpoint.pt"
 # Settings a resumed run may change; every other setting comes from the checkpoint.
 # Filled by update() for coding; a training net has them empty, so --init leaves them out.
 ENTROPY_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
-RESUMABLE = ("steps", "max_minutes", "threads", "data", "checkpoint_minutes", "val_minutes")
+RESUMABLE = ("steps", "max_minutes", "threads", "data", "checkpoint_minutes", "val_minutes", "ssim_weight")
 
 
 @dataclass
@@ -40,7 +40,8 @@ class TrainConfig:
     arch: str = "mbt2018-mean"
     N: int = 96
     M: int = 192
-    lmbda: float = 0.0483  # loss = lmbda * 255^2 * MSE + bpp (CompressAI's convention)
+    lmbda: float = 0.0483  # loss = lmbda * 255^2 * MSE + ssim_weight * (1 - SSIM) + bpp
+    ssim_weight: float = 0.0  # the targets are in SSIM: weight of the differentiable SSIM term
     lmbda_start: float | None = None  # curriculum: ramp from here to lmbda, log-linearly
     lmbda_ramp: int = 0  # ... over this many steps
     crop: int = 128
@@ -77,15 +78,21 @@ class TrainConfig:
         return math.exp((1 - ratio) * math.log(self.lmbda_start) + ratio * math.log(self.lmbda))
 
     def model_config(self) -> dict:
-        return {"arch": self.arch, "N": self.N, "M": self.M, "lmbda": self.lmbda}
+        return {"arch": self.arch, "N": self.N, "M": self.M, "lmbda": self.lmbda,
+                "ssim_weight": self.ssim_weight}
 
 
-def rate_distortion(net, x: torch.Tensor, lmbda: float) -> dict[str, torch.Tensor]:
+def rate_distortion(net, x: torch.Tensor, lmbda: float, ssim_weight: float = 0.0) -> dict[str, torch.Tensor]:
     out = net(x)
     pixels = x.shape[0] * x.shape[2] * x.shape[3]
     bpp = sum(-torch.log2(l).sum() for l in out["likelihoods"].values()) / pixels
     mse = torch.mean((out["x_hat"] - x) ** 2)
-    return {"loss": lmbda * 255**2 * mse + bpp, "mse": mse, "bpp": bpp}
+    terms = {"mse": mse, "bpp": bpp}
+    loss = lmbda * 255**2 * mse + bpp
+    if ssim_weight:
+        terms["ssim"] = quality.ssim_torch(x, out["x_hat"].clamp(0, 1))
+        loss = loss + ssim_weight * (1 - terms["ssim"])
+    return {"loss": loss, **terms}
 
 
 def validate(net, config: TrainConfig, tile_sets: dict[str, list[np.ndarray]]) -> dict[str, float]:
@@ -197,7 +204,7 @@ class CodecTrainer:
         config = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr_at(self.step)
-        terms = rate_distortion(self.net, x, config.lmbda_at(self.step))
+        terms = rate_distortion(self.net, x, config.lmbda_at(self.step), config.ssim_weight)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if config.clip:
