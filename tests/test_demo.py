@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import openslide
 import pytest
-import torch
 
 from tileserver.demo import FALLBACK_CODEC, SLIDE_SHA256, best_codec, cache_dir, shipped_slide
 from tileserver.format.reader import NeuralTiff
@@ -59,16 +58,22 @@ def test_wheel_ships_the_slide_and_the_viewer(tmp_path):
     assert sorted(set(shipped) - names) == []
 
 
-def test_best_codec_is_the_newest_learned_codec_model_else_jxl(tmp_path):
+def test_best_codec_is_the_default_learned_model_else_jxl(tmp_path):
     assert best_codec(tmp_path / "missing") == FALLBACK_CODEC
     assert best_codec(tmp_path) == FALLBACK_CODEC
-    files = [("older", "mbt2018-mean", 1_000_000), ("newer", "bmshj2018-hyperprior", 2_000_000),
-             ("enhancer", "RRDBNet-x4", 3_000_000)]  # an SR model is never the demo's codec
-    for name, arch, mtime in files:
-        torch.save({"config": {"arch": arch}, "state_dict": {}}, tmp_path / f"{name}.pt")
-        os.utime(tmp_path / f"{name}.pt", (mtime, mtime))
-    (tmp_path / "broken.pt").write_bytes(b"not a model")
-    assert best_codec(tmp_path) == "learned:newer"
+    (tmp_path / "DEFAULT").write_text("he-x\n")
+    assert best_codec(tmp_path) == FALLBACK_CODEC  # names a model that is not there
+    (tmp_path / "he-x.pt").write_bytes(b"weights")
+    assert best_codec(tmp_path) == "learned:he-x"
+
+
+def test_the_shipped_default_model_exists_and_learned_default_resolves_to_it():
+    from tileserver.codecs import from_spec
+    from tileserver.codecs.learned_models import default_model_name
+
+    name = default_model_name()
+    assert from_spec("learned:default").setting == name
+    assert from_spec("learned:default").model.config["arch"] in ("mbt2018-mean", "bmshj2018-hyperprior")
 
 
 def test_cache_dir_follows_xdg(monkeypatch, tmp_path):

@@ -13,8 +13,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tileserver.codecs.learned_models import models_dir, sha256_of
+from tileserver.codecs.learned_models import default_model_name, models_dir, sha256_of
 from tileserver.encode.encoder import EncodeSettings, encode_slide
+from tileserver.errors import ModelError
 from tileserver.format.reader import NeuralTiff
 
 SLIDE_NAME = "cmu-1-small-region.svs"
@@ -33,25 +34,12 @@ def cache_dir() -> Path:
     return Path(base) / "tileserver"
 
 
-def is_codec_model(path: Path) -> bool:
-    """Whether a models/*.pt file is a learned codec's (not, say, an SR enhancer's)."""
-    import torch
-
-    from tileserver.codecs.hyperprior import ARCHITECTURES
-
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # unreadable: not a model the demo can use
-        return False
-    return isinstance(saved, dict) and saved.get("config", {}).get("arch") in ARCHITECTURES
-
-
 def best_codec(directory: Path | None = None) -> str:
-    """learned:NAME for the newest learned codec model in the models directory, else jxl:1.0."""
-    directory = directory or models_dir()
-    found = sorted(directory.glob("*.pt"), key=lambda p: (p.stat().st_mtime, p.name)) if directory.is_dir() else []
-    models = [path for path in found if is_codec_model(path)]
-    return f"learned:{models[-1].stem}" if models else FALLBACK_CODEC
+    """learned:NAME for the default learned model (models/DEFAULT), else jxl:1.0."""
+    try:
+        return f"learned:{default_model_name(directory)}"
+    except ModelError:
+        return FALLBACK_CODEC
 
 
 def _file_label(spec: str) -> str:

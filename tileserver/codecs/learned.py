@@ -25,7 +25,7 @@ import numpy as np
 
 from tileserver.codecs import ids
 from tileserver.codecs.base import Codec
-from tileserver.codecs.learned_models import LearnedModel, check_model, load_model
+from tileserver.codecs.learned_models import LearnedModel, check_model, default_model_name, load_model
 from tileserver.errors import CodecError, ModelError
 
 BODY_VERSION = 1
@@ -62,13 +62,16 @@ def unpack_body(body: bytes) -> tuple[str, int, int, bytes, bytes]:
 
 
 class LearnedCodec(Codec):
-    """Spec ``learned:MODELNAME``. ``model`` gives an in-memory model (training validation)."""
+    """Spec ``learned:MODELNAME``, or ``learned:default`` for the model ``models/DEFAULT`` names.
+    ``model`` gives an in-memory model (training validation)."""
 
     codec_id = ids.LEARNED
     name = "learned"
 
     def __init__(self, setting: str | None = None, device: str = "cpu",
                  model: LearnedModel | None = None):
+        if setting == "default":
+            setting = default_model_name()
         super().__init__(setting or (model.name if model else None), device)
         self._model = model
 

@@ -22,6 +22,21 @@ def models_dir() -> Path:
     return Path(os.environ.get(MODELS_ENV) or Path(__file__).resolve().parents[2] / "models")
 
 
+DEFAULT_FILE = "DEFAULT"  # models/DEFAULT names the default learned model (spec learned:default)
+
+
+def default_model_name(directory: Path | None = None) -> str:
+    """The model that ``models/DEFAULT`` names: the encoder's and the demo's learned codec."""
+    path = (directory or models_dir()) / DEFAULT_FILE
+    try:
+        name = path.read_text().strip()
+    except OSError:
+        raise ModelError(f"no default learned model: {path} does not exist") from None
+    if not model_path(name, directory).exists():
+        raise ModelError(f"{path} names {name!r}, but {model_path(name, directory)} does not exist")
+    return name
+
+
 def model_path(name: str, directory: Path | None = None) -> Path:
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ModelError(f"bad learned model name {name!r}")
