@@ -2,8 +2,11 @@
 
 Same interface as TileEncoder (``encode(tile) -> Choice``, ``describe()``); each choice also
 carries the policy's P(compress), which the encoder stores as the ``decisions`` page. A tile is
-compressed when P(compress) >= 0.5. There is no SSIM guard here: a restored tile never meets
-the rate-control floor, and sparing the tiles whose nuclei would suffer is the agent's job.
+compressed when P(compress) >= 0.5. Kept tiles go through a TileEncoder over the keep codec(s),
+so the quality guard (floor, fallback, target SSIM) applies to them as with ``--codec KEEP``.
+Compressed tiles are never guarded: a 4x restoration is far below any SSIM floor (about 0.74),
+so a guard would overturn every decision; sparing the tiles whose nuclei would suffer is the
+agent's job.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tileserver import codecs
-from tileserver.encode.rate import Choice
+from tileserver.encode.rate import DEFAULT_FALLBACK, DEFAULT_FLOOR, Choice, TileEncoder
 from tileserver.errors import CodecError
 from tileserver.sr.policy import check_lmbda, load_policy
 
@@ -43,20 +46,23 @@ def parse_lmbda(spec: str) -> float:
 
 
 class AdaptiveTileEncoder:
+    """``keep``: one spec or a comma-separated list of rate-control candidates for kept tiles."""
+
     def __init__(self, lmbda: float = DEFAULT_LMBDA, keep: str = DEFAULT_KEEP, sr4: str = DEFAULT_SR4,
-                 policy: str = DEFAULT_POLICY, device: str = "cpu"):
+                 policy: str = DEFAULT_POLICY, device: str = "cpu", target_ssim: float | None = None,
+                 floor: float = DEFAULT_FLOOR, fallback: str = DEFAULT_FALLBACK):
         self.lmbda = check_lmbda(lmbda)
-        self.keep_spec, self.keep = keep, codecs.from_spec(keep, device)
+        self.keep_spec = keep
+        specs = [s.strip() for s in keep.split(",") if s.strip()]
+        if any(s.partition(":")[0].strip().lower() in (NAME, "sr4") for s in specs):
+            raise CodecError(f"--keep-codec {keep!r}: the keep codec cannot be adaptive or sr4")
+        self.keep = TileEncoder(specs, target_ssim, floor, fallback, device)
         self.sr4_spec, self.sr4 = sr4, codecs.from_spec(sr4, device)
         self.policy = load_policy(policy)
 
-    @classmethod
-    def from_spec(cls, spec: str, keep: str = DEFAULT_KEEP, device: str = "cpu") -> "AdaptiveTileEncoder":
-        return cls(parse_lmbda(spec), keep=keep, device=device)
-
     def describe(self) -> list[dict]:
-        """The codec-table entries: the keep codec and SR4 (with its enhancer's sha256)."""
-        return [self.keep.describe(), self.sr4.describe()]
+        """The codec-table entries: the keep codec(s), the fallback, and SR4 (with its enhancer's sha256)."""
+        return [*self.keep.describe(), self.sr4.describe()]
 
     def policy_entry(self) -> dict:
         """What the slide's encoder settings should record about the decisions."""
@@ -68,8 +74,10 @@ class AdaptiveTileEncoder:
 
     def encode(self, tile: np.ndarray) -> AdaptiveChoice:
         p = float(self.p_compress([tile])[0])
-        spec, codec = (self.sr4_spec, self.sr4) if p >= THRESHOLD else (self.keep_spec, self.keep)
-        return AdaptiveChoice(codec, codec.encode(tile), spec, p_compress=p)
+        if p >= THRESHOLD:
+            return AdaptiveChoice(self.sr4, self.sr4.encode(tile), self.sr4_spec, p_compress=p)
+        kept = self.keep.encode(tile)
+        return AdaptiveChoice(kept.codec, kept.body, kept.label, kept.fallback, p_compress=p)
 
 
 def decision_page(probabilities: list[float | None], across: int, down: int) -> np.ndarray:

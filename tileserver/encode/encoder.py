@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from tileserver.encode.adaptive import (DEFAULT_POLICY, THRESHOLD, AdaptiveChoice, AdaptiveTileEncoder,
+                                       decision_page, is_adaptive, parse_lmbda)
 from tileserver.encode.pyramid import plan_levels, read_scaled, tile_pixels
 from tileserver.encode.rate import DEFAULT_FALLBACK, DEFAULT_FLOOR, TileEncoder
 from tileserver.encode.tissue import tissue_mask
@@ -45,6 +47,12 @@ class EncodeSettings:
     floor: float = DEFAULT_FLOOR
     fallback: str = DEFAULT_FALLBACK
     device: str = "cpu"
+    keep_codec: str | None = None  # with --codec adaptive:λ, the codec(s) of kept tiles
+    policy: str = DEFAULT_POLICY  # with --codec adaptive:λ, the decision policy (models/<name>.pt)
+
+    @property
+    def adaptive(self) -> bool:
+        return any(is_adaptive(spec) for spec in self.codecs)
 
     def check(self) -> None:
         if self.tile_size not in ALLOWED_TILE_SIZES:
@@ -53,6 +61,20 @@ class EncodeSettings:
             raise InputError(f"--glass must be one of {', '.join(GLASS_MODES)}")
         if self.workers < 1:
             raise InputError("--workers must be at least 1")
+        if self.adaptive and len(self.codecs) > 1:
+            raise InputError("--codec adaptive:λ stands alone; give keep-codec candidates with --keep-codec")
+        if self.keep_codec is not None and not self.adaptive:
+            raise InputError("--keep-codec applies only with --codec adaptive:λ")
+
+
+def make_tile_encoder(settings: EncodeSettings) -> TileEncoder | AdaptiveTileEncoder:
+    """The per-tile encoder the settings ask for: rate control, or the decision agent."""
+    guard = (settings.target_ssim, settings.floor, settings.fallback)
+    if settings.adaptive:
+        return AdaptiveTileEncoder(parse_lmbda(settings.codecs[0]), keep=settings.keep_codec or DEFAULT_FALLBACK,
+                                   policy=settings.policy, device=settings.device, target_ssim=guard[0],
+                                   floor=guard[1], fallback=guard[2])
+    return TileEncoder(settings.codecs, *guard, settings.device)
 
 
 @dataclass
@@ -66,6 +88,7 @@ class EncodeSummary:
     tiles_per_codec: dict[str, int]
     fallback_tiles: int
     seconds: float
+    compressed_tiles: int | None = None  # SR4 tiles the decision agent chose (adaptive only)
 
 
 def sha256_of(path: Path) -> str:
@@ -97,9 +120,7 @@ _job: dict = {}
 def _init_worker(source_path: str, settings: EncodeSettings, mask: np.ndarray, mask_ds: int, levels):
     _job.update(
         source=open_source(source_path),
-        encoder=TileEncoder(
-            settings.codecs, settings.target_ssim, settings.floor, settings.fallback, settings.device
-        ),
+        encoder=make_tile_encoder(settings),
         settings=settings,
         mask=mask,
         mask_ds=mask_ds,
@@ -127,8 +148,9 @@ def _jpeg90_size(tile: np.ndarray) -> int:
     return buffer.tell()
 
 
-def _encode_tile(task: tuple[int, int, int]) -> tuple[bytes, int, str | None, bool]:
-    """-> (stored bytes, reference JPEG q90 bytes, chosen codec label or None for glass, fallback)."""
+def _encode_tile(task: tuple[int, int, int]) -> tuple[bytes, int, str | None, bool, float | None]:
+    """-> (stored bytes, reference JPEG q90 bytes, chosen codec label or None for glass, fallback,
+    P(compress) or None for glass and non-adaptive codecs)."""
     level_index, col, row = task
     source, settings = _job["source"], _job["settings"]
     level = _job["levels"][level_index]
@@ -137,10 +159,11 @@ def _encode_tile(task: tuple[int, int, int]) -> tuple[bytes, int, str | None, bo
     if settings.glass != "keep":
         tissue = mask_under_tile(_job["mask"], _job["mask_ds"], level, settings.tile_size, col, row, width, height)
         if settings.glass == "zero" and not tissue.any():
-            return b"", reference, None, False
+            return b"", reference, None, False, None
         tile[:height, :width][~tissue] = source.background
     choice = _job["encoder"].encode(tile)
-    return payload.pack(choice.codec.codec_id, choice.body), reference, choice.label, choice.fallback
+    p = choice.p_compress if isinstance(choice, AdaptiveChoice) else None
+    return payload.pack(choice.codec.codec_id, choice.body), reference, choice.label, choice.fallback, p
 
 
 def encode_slide(source_path: str | os.PathLike, output: str | os.PathLike, settings: EncodeSettings,
@@ -151,7 +174,7 @@ def encode_slide(source_path: str | os.PathLike, output: str | os.PathLike, sett
     with open_source(source_path) as source:
         levels = plan_levels(*source.dimensions, settings.tile_size)
         mask, mask_ds = compute_mask(source)
-        encoder = TileEncoder(settings.codecs, settings.target_ssim, settings.floor, settings.fallback, settings.device)
+        encoder = make_tile_encoder(settings)
         metadata = SlideMetadata(
             tile_size=settings.tile_size,
             levels=levels,
@@ -172,6 +195,8 @@ def encode_slide(source_path: str | os.PathLike, output: str | os.PathLike, sett
                 "floor": settings.floor,
                 "fallback": settings.fallback,
                 "mask_downsample": mask_ds,
+                **({"keep_codec": encoder.keep_spec, "adaptive": encoder.policy_entry()}
+                   if settings.adaptive else {}),
             },
         )
         associated = source.associated_images()
@@ -181,12 +206,16 @@ def encode_slide(source_path: str | os.PathLike, output: str | os.PathLike, sett
         for index, level in enumerate(levels)
     ]
     counts: Counter[str] = Counter()
-    totals = {"glass": 0, "reference": 0, "fallback": 0}
+    totals = {"glass": 0, "reference": 0, "fallback": 0, "compressed": 0}
+    decisions: list[float | None] = []  # level 0's P(compress) per tile, row-major
 
-    def collect(results):
-        for stored, reference, label, fallback in results:
+    def collect(results, level_index: int):
+        for stored, reference, label, fallback, p in results:
             totals["reference"] += reference
             totals["fallback"] += fallback
+            totals["compressed"] += p is not None and p >= THRESHOLD
+            if level_index == 0:
+                decisions.append(p)
             if label is None:
                 totals["glass"] += 1
             else:
@@ -206,9 +235,12 @@ def encode_slide(source_path: str | os.PathLike, output: str | os.PathLike, sett
             _init_worker(*init_args)
             run = lambda level_tasks: map(_encode_tile, level_tasks)  # noqa: E731
         with NeuralTiffWriter(output, settings.tile_size) as writer:
-            for level, level_tasks in zip(levels, tasks):
-                writer.add_level(level.width, level.height, collect(run(level_tasks)))
+            for index, (level, level_tasks) in enumerate(zip(levels, tasks)):
+                writer.add_level(level.width, level.height, collect(run(level_tasks), index))
             writer.add_page("tissue_mask", mask.astype(np.uint8) * 255)
+            if settings.adaptive:
+                grid = levels[0].tiles_across(settings.tile_size), levels[0].tiles_down(settings.tile_size)
+                writer.add_page("decisions", decision_page(decisions, *grid))
             for name, image in associated.items():
                 writer.add_page(name, image, compression="jpeg")
             metadata.stats = {
@@ -217,6 +249,7 @@ def encode_slide(source_path: str | os.PathLike, output: str | os.PathLike, sett
                 "tiles_per_codec": dict(counts),
                 "fallback_tiles": totals["fallback"],
                 "reference_jpeg90_bytes": totals["reference"],
+                **({"compressed_tiles": totals["compressed"]} if settings.adaptive else {}),
             }
             writer.finish(metadata)
     finally:
@@ -235,4 +268,5 @@ def encode_slide(source_path: str | os.PathLike, output: str | os.PathLike, sett
         tiles_per_codec=dict(counts),
         fallback_tiles=totals["fallback"],
         seconds=time.monotonic() - started,
+        compressed_tiles=totals["compressed"] if settings.adaptive else None,
     )
