@@ -123,3 +123,67 @@ def test_viewer_draws_tiles_zooms_and_shows_scale_and_iiif(server, slides, watch
         assert json.load(response)["width"] == slide["width"]
     page.screenshot(path=tmp_path / "viewer-page.png")
     assert watched.errors == []
+
+
+@pytest.fixture(scope="module")
+def adaptive_server(tmp_path_factory, cmu_svs):
+    """A server over one adaptive-coded slide (keep, compress and glass tiles)."""
+    from .adaptive_fixtures import adaptive_models, adaptive_slide
+
+    work = tmp_path_factory.mktemp("browser-adaptive")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TILESERVER_MODELS", str(adaptive_models(work / "models")))
+    root = work / "root"
+    root.mkdir()
+    adaptive_slide(cmu_svs, root)
+    (root / "adaptive-source.png").unlink()
+    try:
+        with LocalServer(root, cache_mb=64) as running:
+            yield running
+    finally:
+        patch.undo()
+
+
+def colour_shares(png: bytes) -> tuple[float, float]:
+    """The shares of clearly blue and of strongly red pixels in a screenshot."""
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return float(((b - r) > 40).mean()), float(((r - b) > 90).mean())
+
+
+HEATMAP_LOADED = "() => window.heatmapItem && heatmapItem.getFullyLoaded()"
+
+
+def test_viewer_overlays_the_decision_heatmap(adaptive_server, watched, tmp_path):
+    page = watched.page
+    page.goto(f"{adaptive_server.url}/view/adaptive.tif")
+    page.wait_for_function(LOADED, timeout=120_000)
+    assert page.locator("#heatmap").is_visible()
+    assert "tissue tiles compressed" in page.locator("#facts").inner_text()
+    off = page.locator("#viewer").screenshot(path=tmp_path / "heatmap-off.png")
+
+    page.locator("#heatmap-toggle").check()
+    page.wait_for_function(HEATMAP_LOADED, timeout=60_000)
+    page.wait_for_function("() => !viewer.world.needsDraw()")
+    on = page.locator("#viewer").screenshot(path=tmp_path / "heatmap-on.png")
+    (blue_off, red_off), (blue_on, red_on) = colour_shares(off), colour_shares(on)
+    assert blue_on > blue_off + 0.02  # compressed tiles drawn blue
+    assert red_on > red_off + 0.02  # kept tiles drawn red
+    bounds = page.evaluate("() => { const b = heatmapItem.getBounds(); const s = viewer.world.getItemAt(0)"
+                           ".getBounds(); return [b.x, b.y, b.width, s.width]; }")
+    assert bounds[:2] == [0, 0] and bounds[2] >= bounds[3]  # laid from the slide's corner, every column
+
+    page.locator("#heatmap-toggle").uncheck()
+    page.wait_for_function("() => heatmapItem.getOpacity() === 0 && !viewer.world.needsDraw()")
+    again = page.locator("#viewer").screenshot(path=tmp_path / "heatmap-off-again.png")
+    assert colour_shares(again)[0] == pytest.approx(blue_off, abs=0.01)
+    assert watched.errors == []
+
+
+def test_viewer_without_decisions_has_no_heatmap_toggle(server, slides, watched):
+    slide = next(s for s in slides if s["kind"] == "neural-tiff")
+    page = watched.page
+    page.goto(f"{server.url}/view/{slide['id']}")
+    page.wait_for_function(LOADED, timeout=60_000)
+    assert not page.locator("#heatmap").is_visible()
+    assert watched.errors == []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from tileserver.encode.adaptive import DEFAULT_POLICY
 from tileserver.encode.encoder import GLASS_MODES, EncodeSettings, EncodeSummary, encode_slide
 from tileserver.encode.rate import DEFAULT_FALLBACK, DEFAULT_FLOOR
 
@@ -23,8 +24,14 @@ def add_encoding_options(parser) -> None:
         "--codec",
         default=DEFAULT_FALLBACK,
         help="codec spec, or a comma-separated list of candidates for rate control: "
-        "jpeg:90, jxl:1.0, learned:MODEL (default %(default)s)",
+        "jpeg:90, jxl:1.0, learned:MODEL, sr4; or adaptive:λ (λ 0.1 to 1.0, default 0.5): "
+        "the decision agent keeps each tile (--keep-codec) or compresses it as SR4 (default %(default)s)",
     )
+    parser.add_argument("--keep-codec", default=None, metavar="SPEC[,SPEC...]",
+                        help="with --codec adaptive:λ, the codec of kept tiles, or candidates for rate "
+                        "control (default jpeg:90); the guard options below apply to kept tiles only")
+    parser.add_argument("--policy", default=DEFAULT_POLICY,
+                        help="with --codec adaptive:λ, the decision policy models/NAME.pt (default %(default)s)")
     parser.add_argument("--tile-size", type=int, default=256, choices=(240, 256, 512))
     parser.add_argument("--glass", default="zero", choices=GLASS_MODES,
                         help="zero: glass tiles stored as zero bytes and glass pixels whitened; "
@@ -49,6 +56,8 @@ def settings_from(args, workers: int) -> EncodeSettings:
         floor=args.floor,
         fallback=args.fallback,
         device=args.device,
+        keep_codec=args.keep_codec,
+        policy=args.policy,
     )
 
 
@@ -72,6 +81,9 @@ def format_summary(s: EncodeSummary) -> str:
         ("glass tiles", f"{s.glass_tiles} of {s.tiles} ({s.glass_tiles / s.tiles:.1%})"),
         *[(f"tiles {label}", str(n)) for label, n in sorted(s.tiles_per_codec.items())],
         ("tiles written by the guard's fallback", str(s.fallback_tiles)),
+        *([("tiles compressed by the agent (SR4)",
+            f"{s.compressed_tiles} of {s.tiles - s.glass_tiles} tissue tiles "
+            f"({s.compressed_tiles / max(1, s.tiles - s.glass_tiles):.1%})")] if s.compressed_tiles is not None else []),
         ("time", f"{s.seconds:.1f} s"),
     ]
     width = max(len(name) for name, _ in rows)

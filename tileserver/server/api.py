@@ -1,4 +1,5 @@
-"""JSON API: /api/slides, /api/slides/{id} and /api/slides/{id}/thumbnail."""
+"""JSON API: /api/slides, /api/slides/{id}, /api/slides/{id}/thumbnail and, for slides written by
+the adaptive codec, /api/slides/{id}/decisions.png (the decision heatmap, one block per tile)."""
 from __future__ import annotations
 
 from urllib.parse import quote
@@ -14,6 +15,7 @@ from tileserver.server.imaging import render
 from tileserver.server.omero_docs import qupath_path
 from tileserver.slides.numeric_ids import numeric_id
 from tileserver.slides.tiled import TiledSlide
+from tileserver.sr.heatmap import heatmap_png
 
 THUMBNAIL_DEFAULT, THUMBNAIL_MAX = 256, 1024
 
@@ -30,6 +32,7 @@ def _entry(slide_id: str, slide: TiledSlide, omero_prefix: str) -> dict:
             "iiif2": f"/iiif/2/{escaped}/info.json",
             "thumbnail": f"/api/slides/{quote(slide_id)}/thumbnail",
             "qupath": qupath_path(omero_prefix, slide_id),
+            **({"decisions": f"/api/slides/{quote(slide_id)}/decisions.png"} if slide.has_decisions else {}),
         },
     }
 
@@ -78,8 +81,22 @@ async def thumbnail_response(request: Request, slide: TiledSlide, side: int) -> 
     return await image_response(request, slide, ("thumbnail", out), "image/jpeg", make)
 
 
+async def decisions(request: Request) -> Response:
+    """The decision heatmap PNG (red keep, blue compress, transparent glass); 404 without one."""
+    slide_id = request.path_params["id"]
+    slide = await get_slide(request, slide_id)
+    if not slide.has_decisions:
+        raise HTTPException(404, f"slide {slide_id!r} has no decisions page (not encoded with --codec adaptive)")
+
+    async def make() -> bytes:
+        return await run_in_threadpool(lambda: heatmap_png(slide.decisions()))
+
+    return await image_response(request, slide, ("decisions",), "image/png", make)
+
+
 routes = [
     Route("/api/slides", slides),
     Route("/api/slides/{id:path}/thumbnail", thumbnail),
+    Route("/api/slides/{id:path}/decisions.png", decisions),
     Route("/api/slides/{id:path}", slide),
 ]

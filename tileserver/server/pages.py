@@ -44,6 +44,10 @@ _VIEW_BODY = """<main id="view" data-slide-id="{slide_id}">
 <div id="viewer"></div>
 <aside id="panel">
 <dl id="facts"></dl>
+<div id="heatmap" hidden>
+<label><input id="heatmap-toggle" type="checkbox"> decision heatmap</label>
+<p class="legend"><span class="swatch keep"></span>keep <span class="swatch compress"></span>compressed (SR4)</p>
+</div>
 <label for="iiif-url">IIIF Image API 3.0</label>
 <div class="copy"><input id="iiif-url" readonly><button id="copy-iiif" type="button">copy</button></div>
 <label for="iiif2-url">IIIF Image API 2.1</label>

@@ -43,6 +43,7 @@ class TiledSlide:
     background: tuple[int, int, int]
     mpp: tuple[float, float] | None
     identity: Identity
+    has_decisions = False  # a ``decisions`` page (adaptive codec): see decisions()
 
     def __init__(self, path: Path):
         self.path = path
@@ -50,6 +51,10 @@ class TiledSlide:
     def fetch(self, level: int, col: int, row: int) -> np.ndarray | Encoded | None:
         """Tile pixels (valid size), an Encoded payload, or None for glass."""
         raise NotImplementedError
+
+    def decisions(self) -> np.ndarray | None:
+        """Level 0's per-tile P(compress) of the adaptive codec (NaN for glass), or None."""
+        return None
 
     def describe(self) -> dict:
         """JSON metadata for /api/slides/{id}."""
@@ -83,10 +88,14 @@ class StoredSlide(TiledSlide):
         self.background = tuple(meta.background)
         self.mpp = meta.mpp
         self.identity = identity_of(self.reader.stat)
+        self.has_decisions = "decisions" in meta.pages
 
     def fetch(self, level, col, row):
         stored = self.reader.tile_payload(level, col, row)
         return None if stored is None else Encoded(*stored)
+
+    def decisions(self):
+        return self.reader.page("decisions") if self.has_decisions else None
 
     def describe(self):
         doc = super().describe()
@@ -103,6 +112,8 @@ class StoredSlide(TiledSlide):
             ratio_vs_source=_ratio(self.metadata.source.get("bytes"), size),
             ratio_vs_jpeg90=_ratio(stats.get("reference_jpeg90_bytes"), size),
         )
+        if "adaptive" in self.metadata.encoder:
+            doc["adaptive"] = {**self.metadata.encoder["adaptive"], "compressed_tiles": stats.get("compressed_tiles")}
         return doc
 
 

@@ -3,12 +3,16 @@ compressed, transparent over glass. Input is a ``decisions`` page (P(compress) p
 for glass); output is an RGBA image with one pixel per tile, to be scaled over a thumbnail."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image
 
 KEEP_RGB = np.array([215, 25, 28], np.float32)
 COMPRESS_RGB = np.array([43, 131, 186], np.float32)
 ALPHA = 110
+PNG_MAX_SIDE = 2048  # the served heatmap: tiles drawn as blocks of pixels, up to this size
+PNG_MAX_BLOCK = 16
 
 
 def heatmap_rgba(decisions: np.ndarray) -> np.ndarray:
@@ -18,6 +22,17 @@ def heatmap_rgba(decisions: np.ndarray) -> np.ndarray:
     rgba[..., :3] = np.rint((1 - p) * KEEP_RGB + p * COMPRESS_RGB)
     rgba[..., 3] = np.where(np.isnan(decisions), 0, ALPHA)
     return rgba
+
+
+def heatmap_png(decisions: np.ndarray) -> bytes:
+    """The heatmap as a PNG, each tile a square block of pixels (so a viewer's smoothing only
+    blurs tile edges), at most PNG_MAX_SIDE pixels a side."""
+    down, across = decisions.shape
+    block = max(1, min(PNG_MAX_BLOCK, PNG_MAX_SIDE // max(down, across)))
+    image = Image.fromarray(heatmap_rgba(decisions)).resize((across * block, down * block), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
 
 
 def overlay(thumbnail: np.ndarray, decisions: np.ndarray, tile_px: float) -> np.ndarray:

@@ -1,5 +1,6 @@
 // The viewer page: OpenSeadragon over the slide's IIIF 3.0 info.json, with navigator,
-// scale bar (from mpp) and the IIIF URLs to copy into other clients.
+// scale bar (from mpp), the IIIF URLs to copy into other clients and, for slides written by
+// the adaptive codec, a toggle for the decision heatmap (red keep, blue compress).
 "use strict";
 
 function fact(list, term, value) {
@@ -24,6 +25,41 @@ function copyButton(buttonId, inputId) {
   });
 }
 
+// The heatmap is a simple image (one block of pixels per level-0 tile) laid over the slide:
+// its width covers every tile column, edge tiles included, so it may reach past the slide.
+function heatmapToggle(viewer, slide) {
+  const toggle = document.getElementById("heatmap-toggle");
+  let item = null;
+  document.getElementById("heatmap").hidden = false;
+  toggle.addEventListener("change", () => {
+    if (item) {
+      item.setOpacity(toggle.checked ? 1 : 0);
+      return;
+    }
+    if (!toggle.checked) return;
+    toggle.disabled = true;
+    viewer.addTiledImage({
+      tileSource: { type: "image", url: slide.urls.decisions },
+      x: 0,
+      y: 0,
+      width: (Math.ceil(slide.width / slide.tile_size) * slide.tile_size) / slide.width,
+      success: (event) => {
+        item = event.item;
+        item.setOpacity(toggle.checked ? 1 : 0);
+        window.heatmapItem = item; // for tests driving the page
+        toggle.disabled = false;
+      },
+      error: (event) => {
+        const status = document.getElementById("status");
+        status.textContent = "could not load the decision heatmap: " + event.message;
+        status.className = "error";
+        toggle.checked = false;
+        toggle.disabled = false;
+      },
+    });
+  });
+}
+
 async function openViewer() {
   const main = document.getElementById("view");
   const status = document.getElementById("status");
@@ -39,6 +75,11 @@ async function openViewer() {
   fact(facts, "file", fmt.bytes(slide.bytes));
   fact(facts, "vs raw RGB", fmt.ratio(fmt.rawRatio(slide)));
   fact(facts, "vs JPEG q90", fmt.ratio(slide.ratio_vs_jpeg90));
+  if (slide.adaptive) {
+    const a = slide.adaptive;
+    fact(facts, "adaptive", `λ ${a.lmbda} (${a.policy}): ${a.compressed_tiles} of ` +
+      `${slide.tiles - slide.glass_tiles} tissue tiles compressed`);
+  }
   document.getElementById("iiif-url").value = fmt.absolute(slide.urls.iiif3);
   document.getElementById("iiif2-url").value = fmt.absolute(slide.urls.iiif2);
   copyButton("copy-iiif", "iiif-url");
@@ -58,6 +99,7 @@ async function openViewer() {
   });
   window.viewer = viewer; // for scripts and tests driving the page
   if (slide.mpp) addScaleBar(viewer, slide.mpp[0]);
+  if (slide.urls.decisions) heatmapToggle(viewer, slide);
   viewer.addHandler("open", () => { status.textContent = ""; });
   viewer.addHandler("open-failed", (event) => {
     status.textContent = "could not open the slide: " + event.message;
