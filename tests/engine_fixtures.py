@@ -1,6 +1,9 @@
 """Slides for engine and server tests, made with the real encoder from ../shared/data."""
 from __future__ import annotations
 
+import contextlib
+import os
+
 import numpy as np
 from PIL import Image
 
@@ -35,6 +38,24 @@ def tiny_learned_model(directory) -> str:
     net.update(force=True)
     save_model(net.eval(), config, directory / "tiny.pt")
     return "tiny"
+
+
+@contextlib.contextmanager
+def learned_crop(work, svs, width: int, height: int):
+    """A crop of a real slide coded with tiny_learned_model; $TILESERVER_MODELS points at the
+    model until the block ends (decode processes started inside inherit it)."""
+    models = work / "models"
+    models.mkdir()
+    before = os.environ.get("TILESERVER_MODELS")
+    os.environ["TILESERVER_MODELS"] = str(models)
+    try:
+        name = tiny_learned_model(models)
+        yield encode(crop_source(svs, work / "crop.png", 600, 800, width, height), work / "learned.tif", f"learned:{name}")
+    finally:
+        if before is None:
+            del os.environ["TILESERVER_MODELS"]
+        else:
+            os.environ["TILESERVER_MODELS"] = before
 
 
 def expected_tile(path, level: int, col: int, row: int) -> np.ndarray:

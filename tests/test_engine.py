@@ -13,7 +13,7 @@ from tileserver.codecs.learned import LearnedCodec
 from tileserver.engine import DecodeEngine
 from tileserver.slides.tiled import StoredSlide
 
-from .engine_fixtures import crop_source, encode, expected_tile, tiny_learned_model
+from .engine_fixtures import crop_source, encode, expected_tile, learned_crop
 
 
 @pytest.fixture(scope="module")
@@ -24,15 +24,8 @@ def jpeg_path(tmp_path_factory, cmu_svs):
 
 @pytest.fixture(scope="module")
 def learned_path(tmp_path_factory, cmu_svs):
-    work = tmp_path_factory.mktemp("engine-learned")
-    models = work / "models"
-    models.mkdir()
-    patch = pytest.MonkeyPatch()
-    patch.setenv("TILESERVER_MODELS", str(models))
-    name = tiny_learned_model(models)
-    source = crop_source(cmu_svs, work / "crop.png", 600, 800, 1024, 512)
-    yield encode(source, work / "learned.tif", f"learned:{name}")
-    patch.undo()
+    with learned_crop(tmp_path_factory.mktemp("engine-learned"), cmu_svs, 1024, 512) as path:
+        yield path
 
 
 def counting(monkeypatch, cls, method: str) -> list:

@@ -22,6 +22,9 @@ import numpy as np
 class Codec(ABC):
     codec_id: int  # the id written in the payload header
     name: str  # the spec prefix: "jpeg" in "jpeg:90"
+    # True when ``prepare`` holds the GIL for its whole run: the engine can then run it in worker
+    # processes (serve --decode-processes), and what it returns must pickle.
+    prepare_holds_gil: bool = False
 
     def __init__(self, setting: str | None = None, device: str = "cpu"):
         self.setting = setting

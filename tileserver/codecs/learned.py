@@ -40,6 +40,16 @@ class PreparedTile:
     height: int
     width: int
 
+    def __reduce__(self):
+        """Pickled with the model by name (decode processes send prepared tiles to the server)."""
+        return _unpickle_tile, (self.model.name, self.y_hat.numpy(), self.height, self.width)
+
+
+def _unpickle_tile(model_name: str, y_hat: np.ndarray, height: int, width: int) -> PreparedTile:
+    import torch
+
+    return PreparedTile(load_model(model_name), torch.from_numpy(y_hat), height, width)
+
 
 def pack_body(model_name: str, height: int, width: int, z: bytes, y: bytes) -> bytes:
     name = model_name.encode()
@@ -67,6 +77,7 @@ class LearnedCodec(Codec):
 
     codec_id = ids.LEARNED
     name = "learned"
+    prepare_holds_gil = True  # rANS decoding and the float64 h_s
 
     def __init__(self, setting: str | None = None, device: str = "cpu",
                  model: LearnedModel | None = None):

@@ -7,7 +7,9 @@
   it never runs; if it waits for a batch it is dropped from it.
 - The CPU stage (reading the payload, ``Codec.prepare``, or read_region for standard slides)
   runs in a thread pool; the device stage (``Codec.synthesize``) runs batched on one device
-  thread. Glass tiles are a constant of the background colour and are never decoded.
+  thread. With ``decode_processes``, the ``prepare`` of codecs that hold the GIL (learned
+  tiles' entropy decoding) runs in that many worker processes instead (engine.processes).
+  Glass tiles are a constant of the background colour and are never decoded.
 The engine only uses the Codec interface: a new codec is a registration in tileserver.codecs.
 """
 from __future__ import annotations
@@ -27,6 +29,7 @@ from PIL import Image
 from tileserver import codecs
 from tileserver.codecs.base import Codec
 from tileserver.engine.batcher import Batcher
+from tileserver.engine.processes import PreparePool
 from tileserver.engine.stats import EngineStats
 from tileserver.errors import InputError
 from tileserver.slides.tiled import Encoded, TiledSlide
@@ -66,6 +69,14 @@ class _Prepared:
 
 
 @dataclass
+class _ToProcess:
+    """A payload whose ``prepare`` goes to the decode processes."""
+
+    codec: Codec
+    body: bytes
+
+
+@dataclass
 class _Flight:
     task: asyncio.Task
     waiters: int = 0
@@ -73,7 +84,10 @@ class _Flight:
 
 class DecodeEngine:
     def __init__(self, device: str = "auto", cache_bytes: int = 768 << 20, cpu_workers: int | None = None,
-                 batch_wait: float = 0.004, max_batch: int = 16, stats: EngineStats | None = None):
+                 batch_wait: float = 0.004, max_batch: int = 16, stats: EngineStats | None = None,
+                 decode_processes: int = 0):
+        if decode_processes < 0:
+            raise InputError("decode processes must be 0 (threads only) or more")
         self.device = resolve_device(device)
         self.stats = stats or EngineStats()
         self.tiles: LRUCache = LRUCache(maxsize=cache_bytes, getsizeof=lambda a: a.nbytes)
@@ -81,6 +95,7 @@ class DecodeEngine:
         self._cpu = ThreadPoolExecutor(cpu_workers or os.cpu_count() or 2, thread_name_prefix="engine-cpu")
         self._device = ThreadPoolExecutor(1, thread_name_prefix="engine-device")
         self.batcher = Batcher(self._device, self.stats, batch_wait, max_batch)
+        self._processes = PreparePool(decode_processes) if decode_processes else None
 
     async def run_cpu(self, fn: Callable, *args) -> Any:
         """Run blocking work (image encoding, file opening) off the event loop."""
@@ -126,6 +141,8 @@ class DecodeEngine:
         width, height = slide.pyramid.tile_size_at(level, col, row)
         if result is glass_tile(slide.pyramid.tile_size, slide.background):
             return result[:height, :width]  # a read-only view: nothing to cache
+        if isinstance(result, _ToProcess):
+            result = await self._prepare_in_process(result)
         if isinstance(result, _Prepared):
             result = await self._device_stage(result)
         if result.shape[:2] != (height, width):
@@ -145,9 +162,21 @@ class DecodeEngine:
             self.stats.source_reads.observe(time.perf_counter() - started)
             return fetched
         codec = codecs.decoder(fetched.codec_id, self.device)
+        if self._processes is not None and codec.prepare_holds_gil:
+            return _ToProcess(codec, fetched.body)
         prepared = codec.prepare(fetched.body)
         self.stats.decode.labels(codec.name, "prepare").observe(time.perf_counter() - started)
         return _Prepared(codec, codec.batch_key(fetched.body), prepared)
+
+    async def _prepare_in_process(self, job: _ToProcess) -> _Prepared:
+        codec, started = job.codec, time.perf_counter()
+        try:
+            value = await self._processes.prepare(codec.codec_id, job.body)
+        except Exception as exc:
+            self.stats.errors.labels(type(exc).__name__).inc()
+            raise
+        self.stats.decode.labels(codec.name, "prepare").observe(time.perf_counter() - started)
+        return _Prepared(codec, codec.batch_key(job.body), value)
 
     async def _device_stage(self, prepared: _Prepared) -> np.ndarray:
         codec = prepared.codec
@@ -173,6 +202,8 @@ class DecodeEngine:
     def close(self) -> None:
         self._cpu.shutdown(wait=False, cancel_futures=True)
         self._device.shutdown(wait=False, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.close()
 
 
 def _assemble(plan, tiles: list[np.ndarray], tile_size: int) -> np.ndarray:

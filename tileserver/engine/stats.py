@@ -30,6 +30,10 @@ class EngineStats:
         self.hits = Counter("tileserver_cache_hits_total", "Cache hits", ["cache"], registry=r)
         self.misses = Counter("tileserver_cache_misses_total", "Cache misses", ["cache"], registry=r)
         self.cache_bytes = Gauge("tileserver_cache_bytes", "Bytes held by each cache", ["cache"], registry=r)
+        self.cache_errors = Counter("tileserver_cache_errors_total", "Failed operations of the shared cache",
+                                    ["cache"], registry=r)
+        self.cache_up = Gauge("tileserver_cache_up", "1 while the shared cache is used, 0 while it is backed off",
+                              ["cache"], registry=r)
         self.coalesced = Counter("tileserver_coalesced_total", "Tile requests that joined a decode in flight", registry=r)
         self.glass = Counter("tileserver_glass_tiles_total", "Glass tiles served as a constant", registry=r)
         self.dropped = Counter("tileserver_decodes_dropped_total", "Queued decodes dropped: their clients left", registry=r)

@@ -1,1 +1,1 @@
-"""Load testing: a Locust user that browses like OpenSeadragon, and a local server to aim it at."""
+"""Load testing: a Locust user that browses like OpenSeadragon, and local servers (tileserver, Redis, nginx) to aim it at."""

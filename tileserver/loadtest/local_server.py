@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.error import URLError
 from urllib.request import urlopen
@@ -20,6 +21,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, startup_s: float, what: str,
+                 output: Callable[[], str]) -> None:
+    """Until ``url`` answers; TileserverError if ``process`` exits first or time runs out."""
+    deadline = time.monotonic() + startup_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise TileserverError(f"{what} exited: {output()}")
+        try:
+            with urlopen(url, timeout=2):
+                return
+        except (URLError, ConnectionError):
+            time.sleep(0.1)
+    raise TileserverError(f"{what} did not answer on {url} within {startup_s:.0f} s")
 
 
 class LocalServer:
@@ -40,17 +56,12 @@ class LocalServer:
         self.log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty server never blocks on it
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + self.startup_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise TileserverError(f"the server exited: {self.output()}")
-            try:
-                with urlopen(f"{self.url}/healthz", timeout=2):
-                    return self
-            except (URLError, ConnectionError):
-                time.sleep(0.2)
-        self.__exit__()
-        raise TileserverError(f"the server did not answer on {self.url} within {self.startup_s:.0f} s")
+        try:
+            wait_healthy(f"{self.url}/healthz", self.process, self.startup_s, "the server", self.output)
+        except TileserverError:
+            self.__exit__()
+            raise
+        return self
 
     def output(self) -> str:
         """Everything the server printed so far."""

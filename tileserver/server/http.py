@@ -1,4 +1,9 @@
-"""What every route shares: finding the slide (404), ETags and 304s, cached image responses."""
+"""What every route shares: finding the slide (404), ETags and 304s, cached image responses.
+
+Responses are cached in the process, and in Redis when the server has one, under a key of the
+slide's content id (tileserver.slides.content_id: the same on every replica), the request (tile
+or region, format, IIIF quality), the JPEG quality and the server version.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -9,6 +14,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tileserver import __version__
+from tileserver.server.imaging import JPEG_QUALITY
+from tileserver.slides.content_id import content_id
 from tileserver.slides.tiled import TiledSlide
 
 CACHE_CONTROL = "public, max-age=3600"
@@ -27,6 +35,11 @@ def etag_for(slide: TiledSlide, key: Hashable) -> str:
     return f'"{digest}"'
 
 
+def shared_key(content: str, key: Hashable) -> str:
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+    return f"tileserver:v{__version__}:q{JPEG_QUALITY}:{content}:{digest}"
+
+
 def not_modified(request: Request, etag: str) -> bool:
     header = request.headers.get("if-none-match", "")
     tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
@@ -41,5 +54,10 @@ async def image_response(request: Request, slide: TiledSlide, key: Hashable, med
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, **(headers or {})}
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
-    body = await request.app.state.responses.get((slide.identity, key), make)
+
+    async def make_shared_key() -> str | None:
+        content = await run_in_threadpool(content_id, slide.path, slide.identity)
+        return None if content is None else shared_key(content, key)
+
+    body = await request.app.state.responses.get((slide.identity, key), make, make_shared_key)
     return Response(body, media_type=media_type, headers=headers)

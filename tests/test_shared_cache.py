@@ -1,0 +1,99 @@
+"""The Redis tier, with a real redis-server on 127.0.0.1 and real `tileserver serve` processes:
+shared between servers, never stale after a slide is replaced, and never failing a request
+when Redis dies (tiles are decoded; the server reconnects when Redis is back)."""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+import httpx
+import pytest
+
+from tileserver.loadtest.local_server import LocalServer
+
+from .engine_fixtures import encode
+from .scale_helpers import assert_tile, redis_server, running, sample, tile_url  # noqa: F401 (fixture)
+
+RECONNECT_DEADLINE_S = 60  # a failure bound, not a timing assert
+
+
+@pytest.fixture(scope="module")
+def replacement(tmp_path_factory, cmu_svs):
+    """The same slide, re-encoded differently (JPEG q60): other pixels under the same name."""
+    return encode(cmu_svs, tmp_path_factory.mktemp("replacement") / "cmu-q60.tif", "jpeg:60", glass="zero")
+
+
+def with_redis(root, url: str, *options: str) -> LocalServer:
+    return LocalServer(root, cache_mb=64, options=("--redis", url, *options))
+
+
+def test_a_tile_cached_by_one_server_is_served_from_redis_by_another(tmp_path, encoded_cmu, redis_server):
+    shutil.copy(encoded_cmu, tmp_path / "cmu.tif")
+    with running(with_redis(tmp_path, redis_server.url), with_redis(tmp_path, redis_server.url)) as (a, b):
+        first = httpx.get(tile_url(a.url, "cmu.tif", 3, 4), timeout=60)
+        assert_tile(first, tmp_path / "cmu.tif", 3, 4)
+        assert sample(a.url, "tileserver_cache_misses_total", cache="redis") == 1
+        second = httpx.get(tile_url(b.url, "cmu.tif", 3, 4), timeout=60)
+        assert second.content == first.content
+        assert sample(b.url, "tileserver_cache_hits_total", cache="redis") == 1
+        assert sample(b.url, "tileserver_cache_misses_total", cache="decoded") == 0  # nothing decoded
+    assert redis_server.client().dbsize() == 1
+
+
+def test_a_replaced_slide_is_never_served_from_a_stale_entry(tmp_path, encoded_cmu, replacement, redis_server):
+    slide = tmp_path / "cmu.tif"
+    shutil.copy(encoded_cmu, slide)
+    with running(with_redis(tmp_path, redis_server.url), with_redis(tmp_path, redis_server.url)) as (a, b):
+        assert_tile(httpx.get(tile_url(a.url, "cmu.tif", 3, 4), timeout=60), encoded_cmu, 3, 4)
+        old = os.stat(slide)
+        staged = tmp_path / ".cmu.tif.part"
+        shutil.copy(replacement, staged)
+        os.utime(staged, ns=(old.st_atime_ns, old.st_mtime_ns))  # the same mtime: content must tell
+        os.replace(staged, slide)
+        for server in (b, a):  # b: only Redis knows the old tile; a: its own caches too
+            assert_tile(httpx.get(tile_url(server.url, "cmu.tif", 3, 4), timeout=60), replacement, 3, 4)
+        assert sample(b.url, "tileserver_cache_hits_total", cache="redis") == 0
+    assert redis_server.client().dbsize() == 2  # one entry per version of the file
+
+
+def test_killing_redis_mid_run_loses_no_request(tmp_path, encoded_cmu, redis_server):
+    shutil.copy(encoded_cmu, tmp_path / "cmu.tif")
+    cells = [(c, r) for r in range(6) for c in range(8)]
+    failures, answered = [], []
+    with with_redis(tmp_path, redis_server.url) as server, httpx.Client(timeout=60) as client:
+        killed = threading.Event()
+
+        def browse():
+            for col, row in cells:
+                if len(answered) == len(cells) // 3:
+                    killed.wait(30)
+                response = client.get(tile_url(server.url, "cmu.tif", col, row))
+                answered.append((response, col, row))
+
+        worker = threading.Thread(target=browse)
+        worker.start()
+        while len(answered) < len(cells) // 3 and worker.is_alive():
+            time.sleep(0.01)
+        redis_server.stop()
+        killed.set()
+        worker.join()
+        for response, col, row in answered:
+            try:
+                assert_tile(response, tmp_path / "cmu.tif", col, row)
+            except AssertionError as exc:
+                failures.append((col, row, exc))
+        assert not failures and len(answered) == len(cells)
+        assert sample(server.url, "tileserver_cache_errors_total", cache="redis") >= 1
+        assert "shared cache" in server.output() and server.output().count("unavailable") == 1  # logged once
+
+        redis_server.start()  # back on the same port, empty: the server reconnects after its back-off
+        unseen = iter([(c, r) for r in range(6, 12) for c in range(9)])  # not in the server's own cache
+        deadline = time.monotonic() + RECONNECT_DEADLINE_S
+        while redis_server.client().dbsize() == 0:
+            col, row = next(unseen)
+            assert time.monotonic() < deadline, "the server did not use Redis again"
+            assert_tile(client.get(tile_url(server.url, "cmu.tif", col, row)), tmp_path / "cmu.tif", col, row)
+            time.sleep(0.5)
+        assert sample(server.url, "tileserver_cache_up", cache="redis") == 1
