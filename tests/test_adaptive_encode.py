@@ -80,6 +80,12 @@ def test_tiles_follow_the_decisions_page(encoded):
         assert [e["name"] for e in meta.codecs] == ["jpeg", "sr4"]
 
 
+def test_info_reports_the_agent(encoded, capsys):
+    assert main(["info", str(encoded[0])]) == 0
+    out = capsys.readouterr().out
+    assert f"adaptive   λ 0.5, policy {POLICY}, keep jpeg:90" in out and "decisions" in out
+
+
 def test_one_process_and_a_guarded_keep_codec_make_the_same_decisions(encoded, work, cmu_svs):
     """The policy decides alike in one process and in workers; the quality guard and the target
     SSIM choose among the keep candidates only and never overturn a compress decision."""

@@ -47,6 +47,10 @@ def run(args) -> int:
           f"{stats.get('fallback_tiles', 0)} guard fallbacks)")
     for label, count in sorted(stats.get("tiles_per_codec", {}).items()):
         print(f"  {label:<20} {count}")
+    adaptive = meta["encoder"].get("adaptive")
+    if adaptive:
+        print(f"adaptive   λ {adaptive['lmbda']}, policy {adaptive['policy']}, keep {adaptive['keep']}: "
+              f"{stats.get('compressed_tiles')} tiles compressed (SR4); P(compress) per tile in page 'decisions'")
     for entry in meta["codecs"]:
         print(f"codec      {entry}")
     if doc["file"]["vs_jpeg90_reference"]:
