@@ -4,6 +4,7 @@ options; the decisions heatmap endpoint."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 import shutil
 
 import httpx
@@ -15,6 +16,8 @@ from tileserver import codecs
 from tileserver.cli import main
 from tileserver.codecs.ids import JPEG, JPEGXL, SR4
 from tileserver.encode.adaptive import THRESHOLD
+from tileserver.encode.batch import BatchItem, is_up_to_date
+from tileserver.encode.encoder import EncodeSettings
 from tileserver.encode.pyramid import tile_pixels
 from tileserver.format.reader import NeuralTiff
 from tileserver.quality import psnr
@@ -100,6 +103,15 @@ def test_one_process_and_a_guarded_keep_codec_make_the_same_decisions(encoded, w
         assert set(np.unique(ids[~compress])) <= {0, JPEG, JPEGXL}
         assert second.metadata.encoder["keep_codec"] == "jxl:1.0,jpeg:90"
         assert second.metadata.encoder["target_ssim"] == 0.97
+
+
+def test_batch_reencodes_when_keep_codec_or_policy_change(encoded):
+    path, source = encoded
+    item, same = BatchItem(source, path), EncodeSettings(codecs=["adaptive:0.5"], policy=POLICY)
+    assert is_up_to_date(item, same)
+    assert not is_up_to_date(item, replace(same, keep_codec="jxl:1.0"))
+    assert not is_up_to_date(item, replace(same, policy="cda-b32"))
+    assert not is_up_to_date(item, replace(same, codecs=["adaptive:1.0"]))
 
 
 def test_lambda_out_of_range_is_one_error_line_and_no_output(tmp_path, cmu_svs):

@@ -147,7 +147,7 @@ def adaptive_server(tmp_path_factory, cmu_svs):
 def colour_shares(png: bytes) -> tuple[float, float]:
     """The shares of clearly blue and of strongly red pixels in a screenshot."""
     rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    r, b = rgb[..., 0], rgb[..., 2]
     return float(((b - r) > 40).mean()), float(((r - b) > 90).mean())
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tileserver.encode.encoder import EncodeSettings, encode_slide, sha256_of
+from tileserver.encode.rate import DEFAULT_FALLBACK
 from tileserver.errors import InputError
 from tileserver.format.reader import NeuralTiff
 
@@ -54,8 +55,11 @@ def collect_items(source: Path, out_dir: Path) -> list[BatchItem]:
 
 def _recorded_settings(settings: EncodeSettings) -> dict:
     """The encoder settings that a file records and that decide whether it is up to date."""
+    adaptive = settings.adaptive
     return {"codecs": settings.codecs, "glass": settings.glass, "target_ssim": settings.target_ssim,
-            "floor": settings.floor, "fallback": settings.fallback, "tile_size": settings.tile_size}
+            "floor": settings.floor, "fallback": settings.fallback, "tile_size": settings.tile_size,
+            "keep_codec": (settings.keep_codec or DEFAULT_FALLBACK) if adaptive else None,
+            "policy": settings.policy if adaptive else None}
 
 
 def is_up_to_date(item: BatchItem, settings: EncodeSettings) -> bool:
@@ -66,6 +70,8 @@ def is_up_to_date(item: BatchItem, settings: EncodeSettings) -> bool:
             meta = slide.metadata
             recorded = {key: meta.encoder.get(key) for key in ("codecs", "glass", "target_ssim", "floor", "fallback")}
             recorded["tile_size"] = meta.tile_size
+            recorded["keep_codec"] = meta.encoder.get("keep_codec")
+            recorded["policy"] = meta.encoder.get("adaptive", {}).get("policy")
             return recorded == _recorded_settings(settings) and meta.source.get("sha256") == sha256_of(item.source)
     except Exception:
         return False  # unreadable or foreign: encode it again
