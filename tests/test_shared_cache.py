@@ -1,10 +1,11 @@
 """The Redis tier, with a real redis-server on 127.0.0.1 and real `tileserver serve` processes:
 shared between servers, never stale after a slide is replaced, and never failing a request
-when Redis dies (tiles are decoded; the server reconnects when Redis is back)."""
+when Redis dies or stalls (tiles are decoded; the server reconnects when Redis is back)."""
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import threading
 import time
 
@@ -97,3 +98,18 @@ def test_killing_redis_mid_run_loses_no_request(tmp_path, encoded_cmu, redis_ser
             assert_tile(client.get(tile_url(server.url, "cmu.tif", col, row)), tmp_path / "cmu.tif", col, row)
             time.sleep(0.5)
         assert sample(server.url, "tileserver_cache_up", cache="redis") == 1
+
+
+def test_a_stalled_redis_costs_a_timeout_not_a_request(tmp_path, encoded_cmu, redis_server):
+    """Redis stopped (SIGSTOP: connections open, no answers): each request is still served."""
+    shutil.copy(encoded_cmu, tmp_path / "cmu.tif")
+    with with_redis(tmp_path, redis_server.url) as server, httpx.Client(timeout=60) as client:
+        assert_tile(client.get(tile_url(server.url, "cmu.tif", 0, 0)), tmp_path / "cmu.tif", 0, 0)
+        redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            for col in range(1, 6):
+                assert_tile(client.get(tile_url(server.url, "cmu.tif", col, 0)), tmp_path / "cmu.tif", col, 0)
+            assert sample(server.url, "tileserver_cache_errors_total", cache="redis") >= 1
+            assert sample(server.url, "tileserver_cache_up", cache="redis") == 0
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
