@@ -3,6 +3,8 @@ shared between servers, never stale after a slide is replaced, and never failing
 when Redis dies or stalls (tiles are decoded; the server reconnects when Redis is back)."""
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -12,7 +14,9 @@ import time
 import httpx
 import pytest
 
-from tileserver.loadtest.local_server import LocalServer
+from tileserver.engine.shared_cache import SharedCache
+from tileserver.engine.stats import EngineStats
+from tileserver.loadtest.local_server import LocalServer, free_port
 
 from .engine_fixtures import encode
 from .scale_helpers import assert_tile, redis_server, running, sample, tile_url  # noqa: F401 (fixture)
@@ -113,3 +117,22 @@ def test_a_stalled_redis_costs_a_timeout_not_a_request(tmp_path, encoded_cmu, re
             assert sample(server.url, "tileserver_cache_up", cache="redis") == 0
         finally:
             redis_server.process.send_signal(signal.SIGCONT)
+
+
+def test_an_unreachable_redis_is_logged_once_per_outage(caplog):
+    """Ten lookups at once against a port nobody listens on: ten misses for the caller, ten
+    errors counted, one log line, the tier marked down."""
+    stats = EngineStats()
+    cache = SharedCache(f"redis://127.0.0.1:{free_port()}/0", stats)
+
+    async def run():
+        try:
+            return await asyncio.gather(*(cache.get(f"key{i}") for i in range(10)))
+        finally:
+            await cache.close()
+
+    with caplog.at_level(logging.WARNING, logger="tileserver.shared_cache"):
+        assert asyncio.run(run()) == [None] * 10
+    assert stats.registry.get_sample_value("tileserver_cache_errors_total", {"cache": "redis"}) == 10
+    assert stats.registry.get_sample_value("tileserver_cache_up", {"cache": "redis"}) == 0
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"shared cache {cache.url} unavailable"]

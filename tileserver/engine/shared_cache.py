@@ -46,14 +46,17 @@ class SharedCache:
 
     def _failed(self, exc: Exception) -> None:
         self.stats.cache_errors.labels(LABEL).inc()
+        now = time.monotonic()
         if not self._down:
             log.warning("shared cache %s unavailable (%s: %s): decoding instead, retrying with back-off",
                         self.url, type(exc).__name__, exc)
             self._backoff = BACKOFF_S[0]
+        elif now < self._retry_at:
+            return  # another operation of the same attempt: the back-off is already set
         else:
             self._backoff = min(self._backoff * 2, BACKOFF_S[1])
         self._down = True
-        self._retry_at = time.monotonic() + self._backoff
+        self._retry_at = now + self._backoff
         self.stats.cache_up.labels(LABEL).set(0)
 
     def _succeeded(self) -> None:
