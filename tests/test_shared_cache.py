@@ -136,3 +136,20 @@ def test_an_unreachable_redis_is_logged_once_per_outage(caplog):
     assert stats.registry.get_sample_value("tileserver_cache_errors_total", {"cache": "redis"}) == 10
     assert stats.registry.get_sample_value("tileserver_cache_up", {"cache": "redis"}) == 0
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"shared cache {cache.url} unavailable"]
+
+
+def test_replicas_with_copies_of_a_slide_agree_on_etags(tmp_path, encoded_cmu):
+    """Two servers, each with its own copy (another inode, the mtime kept, as rsync -a does):
+    one answers the other's ETag with 304, so revalidating through a load balancer works."""
+    from tileserver.server.app import create_app
+
+    from .live_server import serve
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy2(encoded_cmu, tmp_path / name / "cmu.tif")
+    with serve(create_app(tmp_path / "a", device="cpu", cache_mb=32)) as a, \
+            serve(create_app(tmp_path / "b", device="cpu", cache_mb=32)) as b:
+        first = httpx.get(tile_url(a, "cmu.tif", 2, 2), timeout=60)
+        again = httpx.get(tile_url(b, "cmu.tif", 2, 2), headers={"If-None-Match": first.headers["etag"]}, timeout=60)
+    assert first.status_code == 200 and again.status_code == 304

@@ -17,16 +17,15 @@ class ResponseCache:
         self.stats = stats
         self.shared = shared
 
-    async def get(self, key: Hashable, make: Callable[[], Awaitable[bytes]],
-                  shared_key: Callable[[], Awaitable[str | None]] | None = None) -> bytes:
-        """The cached body, else ``make()``'s. ``shared_key`` gives the key in the shared tier
-        (None: do not use it for this request); it is only called on a first-tier miss."""
+    async def get(self, key: Hashable, make: Callable[[], Awaitable[bytes]], shared_key: str | None = None) -> bytes:
+        """The cached body, else ``make()``'s. ``shared_key``: the key in the shared tier (None:
+        do not use it for this request)."""
         body = self._cache.get(key)
         if body is not None:
             self.stats.hits.labels("response").inc()
             return body
         self.stats.misses.labels("response").inc()
-        key_there = await shared_key() if self.shared is not None and shared_key is not None else None
+        key_there = shared_key if self.shared is not None else None
         body = await self.shared.get(key_there) if key_there is not None else None
         if body is None:
             body = await make()

@@ -1,8 +1,9 @@
 """What every route shares: finding the slide (404), ETags and 304s, cached image responses.
 
-Responses are cached in the process, and in Redis when the server has one, under a key of the
-slide's content id (tileserver.slides.content_id: the same on every replica), the request (tile
-or region, format, IIIF quality), the JPEG quality and the server version.
+ETags and the keys of the Redis tier come from the slide's content id (tileserver.slides.
+content_id: the same on every replica, so a client revalidating through a load balancer gets its
+304 from any of them) and the request (tile or region, format, IIIF quality); Redis keys also
+carry the JPEG quality and the server version.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from starlette.responses import Response
 
 from tileserver import __version__
 from tileserver.server.imaging import JPEG_QUALITY
-from tileserver.slides.content_id import content_id
+from tileserver.slides.content_id import content_id, known_content_id
 from tileserver.slides.tiled import TiledSlide
 
 CACHE_CONTROL = "public, max-age=3600"
@@ -30,8 +31,14 @@ async def get_slide(request: Request, slide_id: str) -> TiledSlide:
     return slide
 
 
-def etag_for(slide: TiledSlide, key: Hashable) -> str:
-    digest = hashlib.blake2b(repr((slide.identity, key)).encode(), digest_size=12).hexdigest()
+async def content_of(slide: TiledSlide) -> str | None:
+    """The slide's content id (None if its file was replaced since it was opened)."""
+    known = known_content_id(slide.path, slide.identity)
+    return known or await run_in_threadpool(content_id, slide.path, slide.identity)
+
+
+def etag_for(content: str | None, slide: TiledSlide, key: Hashable) -> str:
+    digest = hashlib.blake2b(repr((content or slide.identity, key)).encode(), digest_size=12).hexdigest()
     return f'"{digest}"'
 
 
@@ -50,14 +57,12 @@ async def image_response(request: Request, slide: TiledSlide, key: Hashable, med
                          make: Callable[[], Awaitable[bytes]], headers: dict | None = None) -> Response:
     """An image with ETag and Cache-Control: 304 if the client has it, else from the
     response cache, else made (decoded and encoded) by ``make``."""
-    etag = etag_for(slide, key)
+    content = await content_of(slide)
+    etag = etag_for(content, slide, key)
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, **(headers or {})}
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
 
-    async def make_shared_key() -> str | None:
-        content = await run_in_threadpool(content_id, slide.path, slide.identity)
-        return None if content is None else shared_key(content, key)
-
-    body = await request.app.state.responses.get((slide.identity, key), make, make_shared_key)
+    there = None if content is None else shared_key(content, key)
+    body = await request.app.state.responses.get((slide.identity, key), make, there)
     return Response(body, media_type=media_type, headers=headers)

@@ -24,11 +24,16 @@ _known: LRUCache = LRUCache(maxsize=4096)
 _lock = threading.Lock()
 
 
+def known_content_id(path: Path, identity: Identity) -> str | None:
+    """The content id if it was computed already, else None. Never touches the disk."""
+    with _lock:
+        return _known.get((path, identity))
+
+
 def content_id(path: Path, identity: Identity) -> str | None:
     """The content id of the file at ``path`` if it is still the file with ``identity``, else None
     (it was replaced since the slide was opened: the caller must not use a shared entry). Blocking."""
-    with _lock:
-        known = _known.get((path, identity))
+    known = known_content_id(path, identity)
     if known is not None:
         return known
     try:
