@@ -17,6 +17,7 @@ import pytest
 from tileserver.engine.shared_cache import SharedCache
 from tileserver.engine.stats import EngineStats
 from tileserver.loadtest.local_server import LocalServer, free_port
+from tileserver.loadtest.redis_server import LocalRedis
 
 from .engine_fixtures import encode
 from .scale_helpers import assert_tile, redis_server, running, sample, tile_url  # noqa: F401 (fixture)
@@ -153,3 +154,32 @@ def test_replicas_with_copies_of_a_slide_agree_on_etags(tmp_path, encoded_cmu):
         first = httpx.get(tile_url(a, "cmu.tif", 2, 2), timeout=60)
         again = httpx.get(tile_url(b, "cmu.tif", 2, 2), headers={"If-None-Match": first.headers["etag"]}, timeout=60)
     assert first.status_code == 200 and again.status_code == 304
+
+
+def test_a_full_redis_without_eviction_refuses_writes_without_a_back_off(caplog):
+    """noeviction (Redis's default) and a full memory: writes are refused and counted, logged
+    once, and reads go on (it answers; only an unreachable Redis is backed off)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian redis-server)")
+    stats = EngineStats()
+
+    def sample_of(name: str) -> float:
+        return stats.registry.get_sample_value(name, {"cache": "redis"}) or 0
+
+    async def run(url: str) -> None:
+        cache = SharedCache(url, stats)
+        try:
+            for i in range(30):
+                await cache.set(f"tile{i}", bytes(200_000))
+            refused = sample_of("tileserver_cache_errors_total")
+            await cache.get("tile0")
+            assert sample_of("tileserver_cache_errors_total") == refused >= 1
+        finally:
+            await cache.close()
+
+    with LocalRedis(maxmemory_mb=2, policy="noeviction") as full, \
+            caplog.at_level(logging.WARNING, logger="tileserver.shared_cache"):
+        asyncio.run(run(full.url))
+    assert sample_of("tileserver_cache_hits_total") + sample_of("tileserver_cache_misses_total") == 1
+    assert sample_of("tileserver_cache_up") == 1
+    assert len(caplog.records) == 1 and "allkeys-lru" in caplog.records[0].getMessage()

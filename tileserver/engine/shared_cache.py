@@ -5,7 +5,8 @@ Redis evicts by itself: run it with ``maxmemory`` and ``maxmemory-policy allkeys
 
 Redis being down or slow never fails a request: every operation has a short timeout, a failure
 is logged once per outage and the tier is skipped (the tile is decoded) for a back-off that
-doubles from 1 s to 30 s, then tried again.
+doubles from 1 s to 30 s, then tried again. An error that Redis answers with (out of memory
+under ``noeviction``) is counted and logged once, without a back-off.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ LABEL = "redis"
 TIMEOUT_S = 0.25
 BACKOFF_S = (1.0, 30.0)
 MAX_VALUE_BYTES = 4 << 20  # larger bodies (big IIIF regions) stay in the process
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)  # these back off; other errors do not
+_FAILED = object()
 
 
 class SharedCache:
@@ -39,6 +42,7 @@ class SharedCache:
         self._retry_at = 0.0
         self._backoff = BACKOFF_S[0]
         self._down = False
+        self._refusal_logged = False
         stats.cache_up.labels(LABEL).set(1)
 
     def _available(self) -> bool:
@@ -65,27 +69,38 @@ class SharedCache:
             self._down = False
             self.stats.cache_up.labels(LABEL).set(1)
 
+    def _refused(self, exc: Exception) -> None:
+        """Redis answered with an error (OOM under ``noeviction``, ...): counted, logged once."""
+        self.stats.cache_errors.labels(LABEL).inc()
+        if not self._refusal_logged:
+            self._refusal_logged = True
+            log.warning("shared cache %s refused a command (%s): is it run with maxmemory-policy allkeys-lru?",
+                        self.url, exc)
+
+    async def _call(self, command, *args):
+        try:
+            reply = await command(*args)
+        except UNREACHABLE as exc:
+            self._failed(exc)
+            return _FAILED
+        except redis.RedisError as exc:
+            self._refused(exc)
+            return _FAILED
+        self._succeeded()
+        return reply
+
     async def get(self, key: str) -> bytes | None:
         if not self._available():
             return None
-        try:
-            body = await self._client.get(key)
-        except (redis.RedisError, OSError) as exc:
-            self._failed(exc)
+        body = await self._call(self._client.get, key)
+        if body is _FAILED:
             return None
-        self._succeeded()
         (self.stats.hits if body is not None else self.stats.misses).labels(LABEL).inc()
         return body
 
     async def set(self, key: str, body: bytes) -> None:
-        if len(body) > MAX_VALUE_BYTES or not self._available():
-            return
-        try:
-            await self._client.set(key, body)
-        except (redis.RedisError, OSError) as exc:
-            self._failed(exc)
-            return
-        self._succeeded()
+        if len(body) <= MAX_VALUE_BYTES and self._available():
+            await self._call(self._client.set, key, body)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -13,18 +13,18 @@ from tileserver.loadtest.local_server import HOST, free_port
 
 
 class LocalRedis:
-    def __init__(self, maxmemory_mb: int = 256, startup_s: float = 10.0):
+    def __init__(self, maxmemory_mb: int = 256, policy: str = "allkeys-lru", startup_s: float = 10.0):
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise TileserverError("redis-server is not installed (Debian: apt-get install redis-server)")
-        self.maxmemory_mb, self.startup_s = maxmemory_mb, startup_s
+        self.maxmemory_mb, self.policy, self.startup_s = maxmemory_mb, policy, startup_s
         self.port = free_port()
         self.url = f"redis://{HOST}:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "LocalRedis":
         command = [self.binary, "--bind", HOST, "--port", str(self.port), "--save", "", "--appendonly", "no",
-                   "--maxmemory", f"{self.maxmemory_mb}mb", "--maxmemory-policy", "allkeys-lru"]
+                   "--maxmemory", f"{self.maxmemory_mb}mb", "--maxmemory-policy", self.policy]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(host=HOST, port=self.port, socket_timeout=1)
         deadline = time.monotonic() + self.startup_s
