@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from tileserver import codecs
 from tileserver.encode.rate import DEFAULT_FALLBACK, DEFAULT_FLOOR, Choice, TileEncoder
@@ -70,7 +71,13 @@ class AdaptiveTileEncoder:
                 "threshold": THRESHOLD, "keep": self.keep_spec, "sr4": self.sr4_spec}
 
     def p_compress(self, tiles: list[np.ndarray]) -> np.ndarray:
-        return self.policy.p_compress(tiles, self.lmbda)
+        """On one torch thread: for a tile or two, thread hand-offs cost ten times the work."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self.policy.p_compress(tiles, self.lmbda)
+        finally:
+            torch.set_num_threads(threads)
 
     def encode(self, tile: np.ndarray) -> AdaptiveChoice:
         p = float(self.p_compress([tile])[0])
