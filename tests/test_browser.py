@@ -121,6 +121,7 @@ def test_viewer_draws_tiles_zooms_and_shows_scale_and_iiif(server, slides, watch
     assert iiif == f"{server.url}{slide['urls']['iiif3']}"
     with urlopen(iiif) as response:
         assert json.load(response)["width"] == slide["width"]
+    assert not page.locator("#heatmap").is_visible()  # no decisions page: no heatmap toggle
     page.screenshot(path=tmp_path / "viewer-page.png")
     assert watched.errors == []
 
@@ -177,13 +178,4 @@ def test_viewer_overlays_the_decision_heatmap(adaptive_server, watched, tmp_path
     page.wait_for_function("() => heatmapItem.getOpacity() === 0 && !viewer.world.needsDraw()")
     again = page.locator("#viewer").screenshot(path=tmp_path / "heatmap-off-again.png")
     assert colour_shares(again)[0] == pytest.approx(blue_off, abs=0.01)
-    assert watched.errors == []
-
-
-def test_viewer_without_decisions_has_no_heatmap_toggle(server, slides, watched):
-    slide = next(s for s in slides if s["kind"] == "neural-tiff")
-    page = watched.page
-    page.goto(f"{server.url}/view/{slide['id']}")
-    page.wait_for_function(LOADED, timeout=60_000)
-    assert not page.locator("#heatmap").is_visible()
     assert watched.errors == []
