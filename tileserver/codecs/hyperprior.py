@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 from compressai.ans import RansDecoder, RansEncoder
 from compressai.layers import GDN
@@ -79,7 +80,7 @@ class _Tables:
         values = RansDecoder().decode_with_indexes(
             string + padding, indexes.reshape(-1).tolist(), self.cdf, self.length, self.offset
         )
-        return torch.tensor(values, dtype=torch.int32).reshape(indexes.shape)
+        return torch.from_numpy(np.array(values, dtype=np.int32)).reshape(indexes.shape)
 
 
 class BitExactHyperprior:
@@ -105,10 +106,10 @@ class BitExactHyperprior:
         params = self.hyper_synthesis(z_hat.double())
         scales, means = params.chunk(2, 1) if self.mean_scale else (params, torch.zeros_like(params))
         scales = scales.clamp_min(self.scale_bound)
-        indexes = torch.full(scales.shape, len(self.scale_table) - 1, dtype=torch.int32)
-        for bound in self.scale_table[:-1]:
-            indexes -= (scales <= bound).int()
-        return indexes, means
+        # CompressAI's build_indexes: len - 1 minus the bounds at or above the scale, i.e. the
+        # number of bounds (all but the last) strictly below it; exact float64 comparisons.
+        indexes = torch.searchsorted(self.scale_table[:-1], scales.contiguous(), right=False)
+        return indexes.int(), means
 
     def _z_indexes(self, shape: torch.Size) -> torch.Tensor:
         return torch.arange(shape[1], dtype=torch.int32).reshape(1, -1, 1, 1).expand(shape)
