@@ -6,13 +6,13 @@ The file's sha256 goes into each slide's codec table; a model is loaded once per
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tileserver.errors import ModelError
+from tileserver.hashing import sha256_of
 
 MODELS_ENV = "TILESERVER_MODELS"
 
@@ -41,14 +41,6 @@ def model_path(name: str, directory: Path | None = None) -> Path:
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ModelError(f"bad learned model name {name!r}")
     return (directory or models_dir()) / f"{name}.pt"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass

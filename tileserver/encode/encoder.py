@@ -6,7 +6,6 @@ packed payload per tile. Memory stays bounded by the number of tiles in flight.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import multiprocessing
@@ -29,6 +28,7 @@ from tileserver.errors import InputError
 from tileserver.format import payload
 from tileserver.format.metadata import ALLOWED_TILE_SIZES, Level, SlideMetadata
 from tileserver.format.writer import NeuralTiffWriter
+from tileserver.hashing import sha256_of
 from tileserver.slides.source import SourceSlide, open_source
 
 GLASS_MODES = ("keep", "white", "zero")
@@ -89,14 +89,6 @@ class EncodeSummary:
     fallback_tiles: int
     seconds: float
     compressed_tiles: int | None = None  # SR4 tiles the decision agent chose (adaptive only)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def compute_mask(source: SourceSlide) -> tuple[np.ndarray, int]:
