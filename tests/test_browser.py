@@ -65,6 +65,7 @@ def browser():
 @pytest.fixture
 def watched(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(120_000)  # waits and clicks on a loaded 2-core CI machine, not a speed bound
     yield Watched(context.new_page())
     context.close()
 
