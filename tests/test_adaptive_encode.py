@@ -110,7 +110,7 @@ def test_batch_reencodes_when_keep_codec_or_policy_change(encoded):
     item, same = BatchItem(source, path), EncodeSettings(codecs=["adaptive:0.5"], policy=POLICY)
     assert is_up_to_date(item, same)
     assert not is_up_to_date(item, replace(same, keep_codec="jxl:1.0"))
-    assert not is_up_to_date(item, replace(same, policy="cda-b32"))
+    assert not is_up_to_date(item, replace(same, policy="cda-b32v2"))
     assert not is_up_to_date(item, replace(same, codecs=["adaptive:1.0"]))
 
 

@@ -11,7 +11,7 @@ from tileserver.errors import CodecError
 from tileserver.sr import models
 from tileserver.sr.policy import DecisionPolicy, load_policy, save_policy, to_input, view
 from tileserver.sr.rrdbnet import RRDBNet
-from tileserver.train.agent_trainer import AgentConfig, compress_reward, reinforce
+from tileserver.train.agent_trainer import AgentConfig, compress_reward, dice_balanced_weights, reinforce
 
 
 def brightness_policy() -> DecisionPolicy:
@@ -56,6 +56,24 @@ def test_policy_is_deterministic_and_batch_independent(models_dir):
     assert np.all((together > 0) & (together < 1))
     reloaded = load_policy("cda-random").p_compress(tiles, 0.5)
     assert np.array_equal(together, reloaded)
+
+
+def test_p_compress_never_rises_with_lambda(models_dir):
+    torch.manual_seed(2)
+    save_policy(DecisionPolicy(width=16), {}, models_dir / "cda-random.pt")
+    policy = load_policy("cda-random")
+    tiles = [_tile(v, seed) for seed, v in enumerate((40, 120, 200))]
+    by_lambda = np.stack([policy.p_compress(tiles, lmbda) for lmbda in np.linspace(0.1, 1.0, 10)])
+    assert np.all(np.diff(by_lambda, axis=0) <= 0)
+    assert np.all(by_lambda[0] > by_lambda[-1])
+
+
+def test_balanced_draws_give_each_dice_bin_the_same_share():
+    dice = np.array([0.5] * 2 + [0.75] * 8 + [0.85] * 30 + [0.95] * 960)
+    weights = dice_balanced_weights(dice)
+    assert weights.sum() == pytest.approx(1.0)
+    for low, high in ((0, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01)):
+        assert weights[(dice >= low) & (dice < high)].sum() == pytest.approx(0.25)
 
 
 def test_lambda_outside_range_is_refused(models_dir):
@@ -103,3 +121,18 @@ def test_decision_page_marks_glass():
     page = decision_page([0.9, None, 0.2, 0.7, None, 0.1], across=3, down=2)
     assert page.shape == (2, 3) and page.dtype == np.float32
     assert np.isnan(page[0, 1]) and np.isnan(page[1, 1]) and page[1, 0] == pytest.approx(0.7)
+
+
+def test_shipped_policy_was_trained_against_the_shipped_enhancer():
+    """models/ holds the default policy, it loads, and its rewards came from the default SR4."""
+    from tileserver.codecs.sr4 import DEFAULT_MODEL
+    from tileserver.encode.adaptive import DEFAULT_POLICY
+    from tileserver.codecs.learned_models import model_path
+
+    saved = torch.load(model_path(DEFAULT_POLICY), map_location="cpu", weights_only=True)
+    enhancer = codecs.from_spec("sr4").describe()
+    assert saved["config"]["sr4_model"] == DEFAULT_MODEL == enhancer["model"]
+    assert saved["config"]["sr4_sha256"] == enhancer["sha256"]
+    tiles = [_tile(v, seed) for seed, v in enumerate((60, 150, 220))]
+    low, high = (load_policy(DEFAULT_POLICY).p_compress(tiles, lmbda) for lmbda in (0.1, 1.0))
+    assert np.all(high <= low)

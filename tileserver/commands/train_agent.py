@@ -1,6 +1,7 @@
 """`tileserver train agent`: the Compression Decision Agent (REINFORCE), written to models/."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from tileserver.train.codec_data import DEFAULT_DATA
@@ -11,7 +12,10 @@ _OPTIONS = {
     "--keep": dict(help="the keep codec spec the gain is measured against (default: jpeg:90)"),
     "--tau": dict(type=float, help="nuclei Dice below which compressing earns -1"),
     "--width": dict(type=int), "--steps": dict(type=int), "--batch": dict(type=int),
-    "--lr": dict(type=float), "--entropy": dict(type=float, help="entropy bonus weight"),
+    "--lr": dict(type=float), "--baseline-lr": dict(type=float, help="learning rate of the reward baseline"),
+    "--entropy": dict(type=float, help="entropy bonus weight"),
+    "--balance": dict(action=argparse.BooleanOptionalAction,
+                      help="draw training tiles evenly over nuclei-Dice bins (default: on)"),
     "--lc-patches": dict(type=int, help="LC25000 patches added to the slide tiles"),
     "--threads": dict(type=int), "--seed": dict(type=int),
 }

@@ -24,7 +24,7 @@ NAME = "adaptive"
 DEFAULT_LMBDA = 0.5
 DEFAULT_KEEP = "jpeg:90"
 DEFAULT_SR4 = "sr4"
-DEFAULT_POLICY = "cda-b32"
+DEFAULT_POLICY = "cda-b32v2"
 THRESHOLD = 0.5
 
 

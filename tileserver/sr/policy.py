@@ -1,8 +1,11 @@
 """The Compression Decision Agent's policy: a small CNN, tile and λ -> P(compress).
 
 The tile is seen at 128 px (Pillow's antialiased bicubic), through four stride-2
-convolutions and a global average; λ joins the pooled features, so one policy serves every
-λ in [0.1, 1.0]. Files: ``models/<name>.pt`` = {"config": {...}, "state_dict": {...}} (fp32).
+convolutions and a global average; an MLP head gives two numbers per tile, u and v, and the
+logit of P(compress) is ``u - λ·softplus(v)``. That is the shape of the reward it is trained
+on (compress pays ``gain - λ·loss``, loss ≥ 0): one policy serves every λ in [0.1, 1.0], and
+P(compress) never rises with λ. Files: ``models/<name>.pt`` = {"config": {...},
+"state_dict": {...}} (fp32).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from tileserver.errors import ModelError
 from tileserver.sr.models import save_weights
 
 VIEW = 128  # the side the policy sees a tile at
-ARCH = "cda-cnn"
+ARCH = "cda-cnn-affine"
 LMBDA_RANGE = (0.1, 1.0)
 
 
@@ -36,11 +39,12 @@ class DecisionPolicy(nn.Module):
         for layer in layers[::2]:  # He init keeps the tile's signal alive through the ReLUs
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
             nn.init.zeros_(layer.bias)
-        self.head = nn.Sequential(nn.Linear(channels[-1] + 1, width), nn.ReLU(), nn.Linear(width, 1))
+        self.head = nn.Sequential(nn.Linear(channels[-1], width), nn.ReLU(), nn.Linear(width, 2))
 
     def forward(self, x: torch.Tensor, lmbda: torch.Tensor) -> torch.Tensor:
         """x: N x 3 x VIEW x VIEW in [0, 1]; lmbda: N -> N logits of P(compress)."""
-        return self.head(torch.cat([self.features(2 * x - 1), lmbda[:, None]], 1))[:, 0]
+        u, v = self.head(self.features(2 * x - 1)).unbind(1)
+        return u - lmbda * nn.functional.softplus(v)
 
 
 def view(tile: np.ndarray) -> np.ndarray:
