@@ -34,3 +34,29 @@ def test_tissue_patches_skip_glass(tmp_path):
         (glass / name).symlink_to(fixtures / name)
     assert tissue_patches([glass]) == []
     assert len(tissue_patches([fixtures])) > 10
+
+
+def test_adaptive_tile_table_compresses_less_as_lambda_rises():
+    """The AdaSlide table on real tiles with the shipped policy and enhancer: every row is
+    there, and the share the agent compresses never rises with λ (nor does the oracle's)."""
+    from tileserver.encode.adaptive import DEFAULT_POLICY
+    from tileserver.sr.policy import load_policy
+    from tileserver.train.codec_data import validation_tiles
+    from tileserver.train.eval_adaptive import LMBDAS, Decoder, tile_table
+
+    data_file("patches/val/histolab-fixtures")
+    tiles = validation_tiles([DATA])["fixtures"][::8]
+    lines = tile_table("fixtures", tiles, load_policy(DEFAULT_POLICY), Decoder())
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in lines if line.startswith("| ")}
+    assert {"JPEG q90 (keep all)", "SR4 (compress all)"} <= set(rows)
+    for kind in ("adaptive:", "oracle λ="):
+        shares = [float(rows[f"{kind}{lmbda}"][9].rstrip("%")) for lmbda in LMBDAS]
+        assert shares == sorted(shares, reverse=True)
+    assert rows["SR4 (compress all)"][9] == "100%" and rows["JPEG q90 (keep all)"][9] == "0%"
+
+
+def test_adaptive_evaluation_takes_no_codec_list(capsys):
+    from tileserver.cli import main
+
+    assert main(["evaluate", "--adaptive", "--codecs", "jpeg:80"]) != 0
+    assert "--adaptive" in capsys.readouterr().err

@@ -110,3 +110,35 @@ def test_corrupt_body_fails_that_tile_only(tiny_model):
 def test_tile_sides_must_divide_by_four(tiny_model):
     with pytest.raises(CodecError, match="divisible"):
         codecs.from_spec(f"sr4:{tiny_model[0]}").encode(np.zeros((250, 256, 3), np.uint8))
+
+
+def test_cpu_precision_setting(monkeypatch):
+    from tileserver.sr.runtime import PRECISION_ENV, cpu_precision
+
+    for value in ("fp32", "bf16"):
+        monkeypatch.setenv(PRECISION_ENV, value)
+        assert cpu_precision() == value
+    monkeypatch.setenv(PRECISION_ENV, "auto")
+    assert cpu_precision() in ("fp32", "bf16")
+    monkeypatch.setenv(PRECISION_ENV, "fp16")
+    with pytest.raises(CodecError, match="auto, fp32 or bf16"):
+        cpu_precision()
+
+
+def test_bf16_restoration_stays_close_to_fp32():
+    """The shipped enhancer on real tiles: bfloat16 autocast against fp32, same input."""
+    from tests.conftest import DATA, data_file
+    from tileserver.codecs.sr4 import DEFAULT_MODEL
+    from tileserver.codecs.synthesis import TorchSynthesis
+    from tileserver.quality import psnr
+    from tileserver.train.codec_data import validation_tiles
+
+    data_file("patches/val/histolab-fixtures")
+    tiles = validation_tiles([DATA])["fixtures"][:4]
+    small = torch.from_numpy(np.stack([downscale(t) for t in tiles])).permute(0, 3, 1, 2).float() / 255
+    net = models.load_enhancer(DEFAULT_MODEL).net
+    fp32, bf16 = (TorchSynthesis(net, "cpu", bf16=flag)(small) for flag in (False, True))
+    assert fp32.shape == bf16.shape == (4, 3, 256, 256)
+    to_uint8 = lambda x: np.rint(x.transpose(0, 2, 3, 1) * 255).astype(np.uint8)  # noqa: E731
+    for a, b in zip(to_uint8(fp32), to_uint8(bf16)):
+        assert psnr(a, b) > 40

