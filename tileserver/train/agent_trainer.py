@@ -45,7 +45,7 @@ class AgentConfig:
     keep: str = "jpeg:90"
     tau: float = 0.7  # below this nuclei Dice, compressing earns -1
     width: int = 32
-    steps: int = 2000
+    steps: int = 3000
     batch: int = 64
     lr: float = 3e-4
     baseline_lr: float = 1e-3
