@@ -10,9 +10,9 @@ The advantage is the reward minus a learned baseline, and training tiles are dra
 over nuclei-Dice bins (the tiles that lose nuclei are rare).
 
 Rewards need the enhancer once per tile, so they are computed first and cached in the run
-directory (``rewards-train.npz``, ``rewards-val.npz``); the policy then trains on them in minutes. ``val.csv`` reports
-the mean reward of the greedy policy on the validation fixtures against always-keep,
-always-compress and the oracle, per λ.
+directory (``rewards-train.npz``, ``rewards-val.npz``); the policy then trains on them in
+minutes. ``val.csv`` reports the mean reward of the greedy policy on the validation fixtures
+against always-keep, always-compress and the oracle, per λ.
 """
 from __future__ import annotations
 
@@ -32,8 +32,7 @@ from tileserver.train.codec_data import (DEFAULT_DATA, LC25000, TRAIN_SLIDES, _f
                                          read_slide_level0, tissue_fraction, validation_tiles)
 
 TILE = 256
-# The codec's training slides plus the Camelyon lymph node (H&E at 29 µm/px: dense, tiny nuclei,
-# the tiles where a 4x restoration loses most).
+# The codec's training slides plus the Camelyon lymph node (H&E from another scanner, at 29 µm/px).
 AGENT_SLIDES = (*TRAIN_SLIDES, "slides/camelyon-lymph-node-multiframe.dcm")
 EVAL_LMBDAS = (0.1, 0.5, 1.0)
 DICE_BINS = (0.7, 0.8, 0.9)  # edges of the Dice bins that balanced sampling evens out
