@@ -14,7 +14,8 @@ def test_table_matched_bpp_and_outputs(tmp_path):
 
     data_file("slides/tcga-cr-7395-01a-01-ts1.svs")
     patches = validation_tiles([DATA])["tcga48"][:4]
-    rows = {r["codec"]: r for r in evaluate(patches, ["jpeg:70", "webp:80"], tmp_path / "ev", sweep=False)}
+    rows = {r["codec"]: r for r in evaluate(patches, ["jpeg:70", "webp:80", "jxl:1.0", "jxl:2.0"],
+                                            tmp_path / "ev", sweep=False)}
     reference, lower = rows["jpeg:90"], rows["jpeg:70"]
     assert reference["reduction_mean"] == 0 and reference["bpp_at_jpeg90_ssim"] == pytest.approx(reference["bpp"])
     assert lower["bpp"] < reference["bpp"] and lower["ssim_mean"] < reference["ssim_mean"]
@@ -22,7 +23,12 @@ def test_table_matched_bpp_and_outputs(tmp_path):
     # jpeg:70 and jpeg:90 form the JPEG curve; webp alone has no curve through JPEG q90's SSIM
     # unless its single point sits exactly on it.
     assert rows["webp:80"]["bpp_at_jpeg90_ssim"] is None
-    assert len(list(csv.DictReader(open(tmp_path / "ev.csv")))) == 3
+    # A JPEG-XL point lies on its own curve; JPEG q70 against JPEG-XL at its SSIM is measured.
+    assert rows["jxl:2.0"]["saving_vs_jxl_at_same_ssim"] == pytest.approx(0, abs=1e-9)
+    jxl_at_jpeg70 = rows["jpeg:70"]["jxl_bpp_at_same_ssim"]
+    if jxl_at_jpeg70 is not None:
+        assert rows["jpeg:70"]["saving_vs_jxl_at_same_ssim"] == pytest.approx(1 - lower["bpp"] / jxl_at_jpeg70)
+    assert len(list(csv.DictReader(open(tmp_path / "ev.csv")))) == 5
     assert (tmp_path / "ev.png").stat().st_size > 0 and "jpeg:70" in (tmp_path / "ev.md").read_text()
 
 

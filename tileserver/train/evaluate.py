@@ -100,6 +100,7 @@ def table_rows(results: list[Result], curves: dict[str, list[Result]]) -> list[d
     for r in results:
         reduction = 1 - r.sizes / reference.sizes
         matched = bpp_at_ssim(curves.get(family(r.spec), [r]), target)
+        jxl = bpp_at_ssim(curves.get("jxl", []), float(r.ssim.mean()))
         rows.append({
             "codec": r.spec, "ssim_mean": r.ssim.mean(), "ssim_min": r.ssim.min(), "ssim_max": r.ssim.max(),
             "psnr_mean": r.psnr.mean(), "total_kB": r.sizes.sum() / 1000,
@@ -107,6 +108,8 @@ def table_rows(results: list[Result], curves: dict[str, list[Result]]) -> list[d
             "reduction_max": reduction.max(), "bpp": r.bpp, "decode_ms": r.decode_ms,
             "bpp_at_jpeg90_ssim": matched,
             "saving_at_jpeg90_ssim": None if matched is None else 1 - matched / reference.bpp,
+            "jxl_bpp_at_same_ssim": jxl,
+            "saving_vs_jxl_at_same_ssim": None if jxl is None else 1 - r.bpp / jxl,
         })
     return rows
 
@@ -115,22 +118,28 @@ def markdown(rows: list[dict], patches: int, target: float) -> str:
     lines = [
         f"{patches} tissue patches of 256 px. Size reduction is per patch against JPEG q90. "
         f"Matched: bpp interpolated on the codec family's rate-distortion curve at JPEG q90's "
-        f"mean SSIM ({target:.4f}); '-' when the curve does not reach it.",
+        f"mean SSIM ({target:.4f}); '-' when the curve does not reach it. JPEG-XL at the same "
+        f"SSIM: the JPEG-XL curve's bpp at the row's mean SSIM, and the row's saving against it.",
         "",
         "| codec | SSIM mean (min, max) | PSNR dB | total kB | size reduction vs JPEG q90 mean (min, max) "
-        "| bpp | decode ms/patch | bpp at JPEG q90 SSIM | saving at JPEG q90 SSIM |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| bpp | decode ms/patch | bpp at JPEG q90 SSIM | saving at JPEG q90 SSIM "
+        "| JPEG-XL bpp at the same SSIM | saving vs JPEG-XL at the same SSIM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        matched = "-" if r["bpp_at_jpeg90_ssim"] is None else f"{r['bpp_at_jpeg90_ssim']:.3f}"
-        saving = "-" if r["saving_at_jpeg90_ssim"] is None else f"{r['saving_at_jpeg90_ssim']:.1%}"
+        matched, saving = _cell(r["bpp_at_jpeg90_ssim"], ".3f"), _cell(r["saving_at_jpeg90_ssim"], ".1%")
+        jxl, jxl_saving = _cell(r["jxl_bpp_at_same_ssim"], ".3f"), _cell(r["saving_vs_jxl_at_same_ssim"], ".1%")
         lines.append(
             f"| {r['codec']} | {r['ssim_mean']:.4f} ({r['ssim_min']:.3f}, {r['ssim_max']:.3f}) "
             f"| {r['psnr_mean']:.2f} | {r['total_kB']:.1f} | {r['reduction_mean']:.1%} "
             f"({r['reduction_min']:.1%}, {r['reduction_max']:.1%}) | {r['bpp']:.3f} "
-            f"| {r['decode_ms']:.1f} | {matched} | {saving} |"
+            f"| {r['decode_ms']:.1f} | {matched} | {saving} | {jxl} | {jxl_saving} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def plot(results: list[Result], curves: dict[str, list[Result]], path: Path) -> None:
