@@ -98,6 +98,10 @@ class CropSampler:
     lc_share: float = 0.5
     jitter: float = 0.04
 
+    def __post_init__(self):
+        areas = np.array([level.shape[0] * level.shape[1] for level in self.slide_levels], float)
+        self._level_odds = areas / areas.sum() if len(areas) else areas
+
     def batch(self, rng: np.random.Generator, size: int) -> np.ndarray:
         out = np.empty((size, self.crop, self.crop, 3), np.uint8)
         for i in range(size):
@@ -114,8 +118,7 @@ class CropSampler:
         return self._crop_of(rng, self.lc[rng.integers(len(self.lc))])
 
     def _slide_crop(self, rng: np.random.Generator) -> np.ndarray:
-        areas = np.array([level.shape[0] * level.shape[1] for level in self.slide_levels], float)
-        level = self.slide_levels[rng.choice(len(areas), p=areas / areas.sum())]
+        level = self.slide_levels[rng.choice(len(self._level_odds), p=self._level_odds)]
         for _ in range(8):
             crop = self._crop_of(rng, level)
             if tissue_fraction(crop[::4, ::4]) >= 0.25:
