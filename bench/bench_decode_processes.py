@@ -36,6 +36,7 @@ from tileserver.codecs.hyperprior import FixedGDN
 from tileserver.codecs.learned import LearnedCodec
 from tileserver.encode.encoder import EncodeSettings, encode_slide
 from tileserver.engine import DecodeEngine
+from tileserver.precision import CODEC_PRECISION_ENV, cpu_precision, native_bf16
 from tileserver.server.imaging import render
 from tileserver.slides.tiled import StoredSlide
 from tileserver.train.codec_data import DEFAULT_DATA, validation_tiles
@@ -133,6 +134,13 @@ def g_s_macs(prepared) -> int:
     return total
 
 
+def precision() -> str:
+    """g_s precision as the engine's CPU runner picks it, and why."""
+    chosen = cpu_precision(CODEC_PRECISION_ENV)
+    setting = os.environ.get(CODEC_PRECISION_ENV, "auto")
+    return f"{chosen} (${CODEC_PRECISION_ENV}={setting}; CPU {'with' if native_bf16() else 'without'} native bf16)"
+
+
 def report(args, rows: list[tuple[int, float, float]], costs: dict, load: tuple, tiles: int) -> list[str]:
     base = rows[0][1]
     prepare_ms, gs_ms, jpeg_ms = (1000 * costs[k] for k in ("prepare", "synthesize", "jpeg"))
@@ -146,7 +154,7 @@ def report(args, rows: list[tuple[int, float, float]], costs: dict, load: tuple,
         f"--passes {args.passes}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()} "
         f"with {os.cpu_count()} cores shared with other jobs (load average {load[0]:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end). {tiles} tiles of 256 px (the tcga-cr-7395 validation tiles) "
-        "decoded through DecodeEngine.tile, g_s batched on the CPU; one engine per setting, all "
+        f"decoded through DecodeEngine.tile, g_s batched on the CPU in {precision()}; one engine per setting, all "
         "warmed up, then the passes round-robin over the settings; medians of the passes.",
         "",
         "| decode processes | median s per pass | tiles/s | vs threads | CPU ms per tile (all processes) "

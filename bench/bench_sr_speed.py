@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from tileserver.sr.rrdbnet import RRDBNet
-from tileserver.sr.runtime import cpu_precision, export_onnx
+from tileserver.precision import native_bf16
+from tileserver.sr.runtime import export_onnx
 
 SIZES = [(1, 32, 16), (2, 32, 16), (4, 32, 16), (6, 32, 16), (2, 48, 24), (6, 64, 32), (23, 64, 32)]
 RUNS = 5
@@ -78,7 +79,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     lines = [f"# Enhancer restore time per 256 px tile (2 threads, load average {load:.1f} at start)", "",
              "Command: `python bench/bench_sr_speed.py`. ms per tile; median of 5 runs (1 for 23 blocks). "
-             f"CPU: {cpu_name()}; native bf16: {cpu_precision() == 'bf16'} (bf16 columns: torch under bfloat16 "
+             f"CPU: {cpu_name()}; native bf16: {native_bf16()} (bf16 columns: torch under bfloat16 "
              "autocast, emulated and slow without native bf16).", "",
              "| blocks | features | growth | M params | torch batch 8 | torch batch 1 | torch bf16 batch 8 "
              "| torch bf16 batch 1 | ONNX RT batch 8 | ONNX RT batch 1 |",

@@ -14,6 +14,7 @@ from tileserver.codecs.learned import LearnedCodec, pack_body, unpack_body
 from tileserver.codecs.learned_models import load_model, save_model
 from tileserver.errors import CodecError, CorruptTileError, ModelError
 from tileserver.format import payload
+from tileserver.precision import CODEC_PRECISION_ENV
 
 TINY = {"arch": "mbt2018-mean", "N": 16, "M": 24, "lmbda": 0.0483}
 
@@ -65,7 +66,8 @@ def test_round_trip_keeps_the_quantised_latents_and_tile_size(codec, tiles):
         assert torch.equal(codec.prepare(body).y_hat, expected)
 
 
-def test_y_is_bit_identical_across_threads_batches_and_runtimes(models, tiles):
+def test_y_is_bit_identical_across_threads_batches_and_runtimes(models, tiles, monkeypatch):
+    monkeypatch.setenv(CODEC_PRECISION_ENV, "fp32")  # pixels compared with ONNX Runtime's fp32
     bodies = [from_spec("learned:tiny-a").encode(t) for t in tiles]
     torch_codec, onnx_codec = LearnedCodec(device="cpu"), LearnedCodec(device="onnx")
     threads = torch.get_num_threads()
@@ -84,6 +86,25 @@ def test_y_is_bit_identical_across_threads_batches_and_runtimes(models, tiles):
     for reference, others in zip(batch_of_8, zip(batch_of_1, on_onnx, pixels_1t)):
         for other in others:
             assert np.abs(reference.astype(int) - other).max() <= 1
+
+
+def test_bf16_synthesis_stays_close_to_fp32(tiles, monkeypatch):
+    """The shipped default model on real tiles: g_s under bf16 autocast (last layer fp32) gives
+    pixels close to fp32's and keeps the SSIM; y_hat is untouched by the setting."""
+    from tileserver.codecs.learned_models import default_model_name, models_dir, read_model
+    from tileserver.codecs.synthesis import runner
+    from tileserver.quality import psnr, ssim
+
+    name = default_model_name()
+    decoded = {}
+    for precision in ("fp32", "bf16"):
+        monkeypatch.setenv(CODEC_PRECISION_ENV, precision)
+        codec = LearnedCodec(model=read_model(models_dir() / f"{name}.pt", name))  # fresh runners
+        assert runner(codec.model, "cpu").bf16 == (precision == "bf16")
+        decoded[precision] = codec.decode_batch([codec.encode(t) for t in tiles[:4]])
+    for tile, fp32, bf16 in zip(tiles, decoded["fp32"], decoded["bf16"]):
+        assert psnr(fp32, bf16) > 48
+        assert abs(ssim(tile, fp32) - ssim(tile, bf16)) < 0.002
 
 
 def test_describe_records_the_model_sha256_and_check_entry_accepts_it(codec, models):

@@ -2,6 +2,7 @@
 leaves before its answer (its queued decodes are dropped, the server keeps serving)."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from tileserver.engine import DecodeEngine
+from tileserver.precision import CODEC_PRECISION_ENV, cpu_precision
 from tileserver.server.app import create_app
 
 from .live_server import serve
@@ -54,7 +56,16 @@ def test_serve_command(tmp_path, encoded_cmu):
     finally:
         process.terminate()
         process.wait(timeout=30)
-    assert f"http://127.0.0.1:{port}/" in process.stdout.read()
+    printed = process.stdout.read()
+    assert f"http://127.0.0.1:{port}/" in printed
+    assert f"learned g_s in {cpu_precision(CODEC_PRECISION_ENV)}" in printed
+
+
+def test_serve_refuses_an_unknown_precision(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "tileserver.cli", "serve", str(tmp_path), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, CODEC_PRECISION_ENV: "fp16"})
+    assert done.returncode == 2 and "must be auto, fp32 or bf16" in done.stderr
 
 
 def test_serve_refuses_a_missing_directory(tmp_path):

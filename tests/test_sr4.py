@@ -8,6 +8,7 @@ import torch
 from tileserver import codecs
 from tileserver.codecs.sr4 import Sr4Codec, pack_body, unpack_body
 from tileserver.errors import CodecError, ModelError
+from tileserver.precision import CODEC_PRECISION_ENV, SR_PRECISION_ENV, cpu_precision, native_bf16
 from tileserver.sr import models
 from tileserver.sr.rrdbnet import RRDBNet
 from tileserver.sr.scale import bicubic_upscale, downscale
@@ -112,17 +113,16 @@ def test_tile_sides_must_divide_by_four(tiny_model):
         codecs.from_spec(f"sr4:{tiny_model[0]}").encode(np.zeros((250, 256, 3), np.uint8))
 
 
-def test_cpu_precision_setting(monkeypatch):
-    from tileserver.sr.runtime import PRECISION_ENV, cpu_precision
-
+@pytest.mark.parametrize("env", [SR_PRECISION_ENV, CODEC_PRECISION_ENV])
+def test_cpu_precision_setting(monkeypatch, env):
     for value in ("fp32", "bf16"):
-        monkeypatch.setenv(PRECISION_ENV, value)
-        assert cpu_precision() == value
-    monkeypatch.setenv(PRECISION_ENV, "auto")
-    assert cpu_precision() in ("fp32", "bf16")
-    monkeypatch.setenv(PRECISION_ENV, "fp16")
+        monkeypatch.setenv(env, value)
+        assert cpu_precision(env) == value
+    monkeypatch.setenv(env, "auto")
+    assert cpu_precision(env) == ("bf16" if native_bf16() else "fp32")
+    monkeypatch.setenv(env, "fp16")
     with pytest.raises(CodecError, match="auto, fp32 or bf16"):
-        cpu_precision()
+        cpu_precision(env)
 
 
 def test_bf16_restoration_stays_close_to_fp32():

@@ -1,6 +1,9 @@
 """Runners for a learned model's synthesis transform g_s over a batch of decoded y.
 
-``cpu``: torch, channels_last (measured 15-35% faster on this CPU). ``cuda``: torch on the
+``cpu``: torch, channels_last (measured 15-35% faster on this CPU), under bfloat16 autocast
+but for the last layer where the CPU has native bf16 ($TILESERVER_CODEC_PRECISION, see
+tileserver.precision: 1.6x faster g_s on an AVX512-BF16 CPU,
+bench/results/codec-precision.md). ``cuda``: torch on the
 GPU. ``onnx``: an ONNX export of g_s run by onnxruntime, with the CUDA provider when
 onnxruntime-gpu and a GPU are present. All return N x 3 x H x W float32 in [0, 1].
 """
@@ -15,25 +18,33 @@ import numpy as np
 import torch
 
 from tileserver.errors import CodecError
+from tileserver.precision import CODEC_PRECISION_ENV, cpu_precision
 
 DEVICES = ("cpu", "cuda", "onnx")
 
 
 class TorchSynthesis:
-    """``bf16``: run under bfloat16 autocast (convolutions in bf16, the rest in fp32). Only for
-    nets whose output feeds no entropy coder: the learned codec's g_s stays fp32."""
+    """``bf16``: run under bfloat16 autocast (convolutions in bf16, the rest in fp32), except the
+    last ``fp32_tail`` layers of a Sequential. The learned codec keeps its last deconvolution,
+    the one that makes 8-bit pixels, in fp32: measured on he-msh64-a6 and tcga48, all-bf16 g_s
+    costs 0.07 dB, bf16 but the last layer 0.02 dB (52 and 55 dB from the fp32 pixels)."""
 
-    def __init__(self, g_s, device: str, bf16: bool = False):
+    def __init__(self, g_s, device: str, bf16: bool = False, fp32_tail: int = 0):
         if device == "cuda" and not torch.cuda.is_available():
             raise CodecError("device 'cuda' asked for, but torch sees no CUDA GPU")
         self.device = torch.device(device)
         self.bf16 = bf16
-        self.module = g_s.to(self.device, memory_format=torch.channels_last)
+        g_s = g_s.to(self.device, memory_format=torch.channels_last)
+        layers = list(g_s.children()) if fp32_tail else []
+        self.head = torch.nn.Sequential(*layers[:-fp32_tail]) if fp32_tail else g_s
+        self.tail = torch.nn.Sequential(*layers[-fp32_tail:]) if fp32_tail else torch.nn.Identity()
 
     def __call__(self, y) -> np.ndarray:
-        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+        with torch.inference_mode():
             y = y.to(self.device).contiguous(memory_format=torch.channels_last)
-            return self.module(y).float().clamp_(0, 1).cpu().numpy()
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+                x = self.head(y)
+            return self.tail(x.float()).clamp_(0, 1).cpu().numpy()
 
 
 def onnx_cache_dir() -> Path:
@@ -87,5 +98,6 @@ def runner(model, device: str):
             if device == "onnx":
                 model.runners[device] = OnnxSynthesis(g_s, int(model.config["M"]), model.sha256)
             else:
-                model.runners[device] = TorchSynthesis(g_s, device)
+                bf16 = device == "cpu" and cpu_precision(CODEC_PRECISION_ENV) == "bf16"
+                model.runners[device] = TorchSynthesis(g_s, device, bf16=bf16, fp32_tail=1)
         return model.runners[device]

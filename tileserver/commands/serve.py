@@ -62,12 +62,14 @@ def check_redis_url(url: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from tileserver.precision import CODEC_PRECISION_ENV, cpu_precision
     from tileserver.server.app import app_from_settings
 
     settings = settings_from(args)
     extras = [f"{args.workers} workers" if args.workers > 1 else "",
               f"{settings.decode_processes} decode processes each" if settings.decode_processes else "",
-              f"shared cache {settings.redis_url}" if settings.redis_url else ""]
+              f"shared cache {settings.redis_url}" if settings.redis_url else "",
+              f"learned g_s in {cpu_precision(CODEC_PRECISION_ENV)}" if settings.device == "cpu" else ""]
     print(f"serving {settings.directory} on http://{args.host}:{args.port}/ (device {settings.device}"
           + "".join(f", {e}" for e in extras if e) + ")", flush=True)
     if args.workers == 1:

@@ -1,7 +1,7 @@
 """Runners for an enhancer over a batch of low-res tiles, built once per model and device.
 
 ``cpu``: torch, channels_last (the learned codec's TorchSynthesis, shared), under bfloat16
-autocast when the CPU computes bf16 natively (``cpu_precision``: half the time per tile on an
+autocast when the CPU computes bf16 natively (``tileserver.precision``: half the time per tile on an
 AVX512-BF16 CPU, measured in bench/results/sr-speed.md). ``cuda``: an ONNX
 export run by onnxruntime with the CUDA provider when onnxruntime-gpu sees a GPU, else torch
 on the GPU. ``onnx``: the ONNX export with the best provider present. All take
@@ -18,6 +18,7 @@ import numpy as np
 
 from tileserver.codecs.synthesis import DEVICES, TorchSynthesis, onnx_cache_dir
 from tileserver.errors import CodecError
+from tileserver.precision import SR_PRECISION_ENV, cpu_precision
 from tileserver.sr.models import Enhancer
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -63,28 +64,9 @@ def onnx_providers() -> list[str]:
     return [p for p in (CUDA_PROVIDER, "CPUExecutionProvider") if p in available]
 
 
-PRECISION_ENV = "TILESERVER_SR_PRECISION"  # auto (default), fp32 or bf16
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_precision() -> str:
-    """``bf16`` when $TILESERVER_SR_PRECISION says so, or (``auto``) when /proc/cpuinfo lists a
-    native bf16 instruction set; else ``fp32`` (emulated bf16 would be slower than fp32)."""
-    wanted = os.environ.get(PRECISION_ENV, "auto")
-    if wanted not in ("auto", "fp32", "bf16"):
-        raise CodecError(f"${PRECISION_ENV} must be auto, fp32 or bf16, not {wanted!r}")
-    if wanted != "auto":
-        return wanted
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return "fp32"
-    return "bf16" if any(flag in flags for flag in BF16_CPU_FLAGS) else "fp32"
-
-
 def _build(enhancer: Enhancer, device: str):
     if device == "cpu":
-        return TorchSynthesis(copy.deepcopy(enhancer.net), "cpu", bf16=cpu_precision() == "bf16")
+        return TorchSynthesis(copy.deepcopy(enhancer.net), "cpu", bf16=cpu_precision(SR_PRECISION_ENV) == "bf16")
     providers = onnx_providers()
     if device == "cuda" and CUDA_PROVIDER not in providers:
         return TorchSynthesis(copy.deepcopy(enhancer.net), "cuda")
