@@ -21,7 +21,8 @@ pytestmark = [
 ]
 sync_api = pytest.importorskip("playwright.sync_api")
 
-LOADED = "() => window.viewer && viewer.world.getItemCount() > 0 && viewer.world.getItemAt(0).getFullyLoaded()"
+# Until viewer.js has run, window.viewer is the page's <div id="viewer"> (named access), with no world.
+LOADED = "() => window.viewer?.world?.getItemCount() > 0 && viewer.world.getItemAt(0).getFullyLoaded()"
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ def test_loadtest_command_reports_a_short_run(tmp_path_factory, tmp_path):
     root, slides = prepare(["jpeg:90"], tmp_path_factory.getbasetemp() / "xdg" / "tileserver" / "demo", progress=False)
     coded = next(s.slide_id for s in slides if s.codec == "jpeg:90")
     done = subprocess.run([sys.executable, "-m", "tileserver.cli", "loadtest", str(root), "--slides", coded,
-                           "--users", "2", "--spawn-rate", "2", "--time", "4s", "--out", str(tmp_path)],
+                           "--users", "2", "--spawn-rate", "2", "--time", "8s", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "p95 ms" in done.stdout
