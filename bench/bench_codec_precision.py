@@ -1,6 +1,6 @@
 """Learned-codec g_s on the CPU in fp32 and under bfloat16 autocast: time and quality.
 
-    python bench/bench_codec_precision.py [--model he-msh64-a6] [--threads 1]
+    python bench/bench_codec_precision.py [--model default] [--threads 1]
         [--out bench/results/codec-precision.md]
 
 The 48 tcga-cr-7395 validation tiles are encoded with the model and entropy-decoded once; g_s
@@ -49,7 +49,7 @@ def synthesize(layers: list, y: torch.Tensor, bf16_layers: int) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="he-msh64-a6")
+    parser.add_argument("--model", default="default", help="a model name; default: the one models/DEFAULT names")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "codec-precision.md")
     args = parser.parse_args()
