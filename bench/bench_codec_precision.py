@@ -25,26 +25,17 @@ import torch
 
 from tileserver import quality
 from tileserver.codecs.learned import LearnedCodec
+from tileserver.codecs.synthesis import TorchSynthesis
 from tileserver.precision import native_bf16
 from tileserver.train.codec_data import DEFAULT_DATA, validation_tiles
 
 PASSES = 3
 
 
-def synthesize(layers: list, y: torch.Tensor, bf16_layers: int) -> np.ndarray:
-    """g_s over y in batches of 8: the first ``bf16_layers`` under bf16 autocast."""
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(y), 8):
-            h = y[i : i + 8]
-            with torch.autocast("cpu", torch.bfloat16, enabled=bf16_layers > 0):
-                for layer in layers[:bf16_layers]:
-                    h = layer(h)
-            h = h.float()
-            for layer in layers[bf16_layers:]:
-                h = layer(h)
-            out.append(h.clamp(0, 1).numpy())
-    return np.rint(np.concatenate(out).transpose(0, 2, 3, 1) * 255).astype(np.uint8)
+def synthesize(run: TorchSynthesis, y: torch.Tensor) -> np.ndarray:
+    """8-bit pixels of g_s over y in batches of 8."""
+    out = np.concatenate([run(y[i : i + 8]) for i in range(0, len(y), 8)])
+    return np.rint(out.transpose(0, 2, 3, 1) * 255).astype(np.uint8)
 
 
 def main() -> None:
@@ -57,15 +48,18 @@ def main() -> None:
     load = os.getloadavg()[0]
     codec = LearnedCodec(args.model)
     tiles = validation_tiles([DEFAULT_DATA])["tcga48"]
-    y = torch.cat([codec.prepare(codec.encode(t)).y_hat for t in tiles]).contiguous(memory_format=torch.channels_last)
-    layers = list(codec.model.coder.synthesis.to(memory_format=torch.channels_last).children())
+    y = torch.cat([codec.prepare(codec.encode(t)).y_hat for t in tiles])
+    g_s = codec.model.coder.synthesis
+    layers = list(g_s.children())
     rows, reference = [], None
     for bf16_layers in range(len(layers), -1, -1):
-        synthesize(layers, y[:8], bf16_layers)  # warm-up: oneDNN kernels
+        # The server's runner, with the first bf16_layers layers under bf16 autocast.
+        run = TorchSynthesis(g_s, "cpu", bf16=bf16_layers > 0, fp32_tail=len(layers) - bf16_layers)
+        synthesize(run, y[:8])  # warm-up: oneDNN kernels
         times = []
         for _ in range(PASSES):
             start = time.perf_counter()
-            pixels = synthesize(layers, y, bf16_layers)
+            pixels = synthesize(run, y)
             times.append((time.perf_counter() - start) * 1000 / len(tiles))
         if bf16_layers == 0:
             reference = pixels

@@ -34,10 +34,11 @@ class TorchSynthesis:
             raise CodecError("device 'cuda' asked for, but torch sees no CUDA GPU")
         self.device = torch.device(device)
         self.bf16 = bf16
-        g_s = g_s.to(self.device, memory_format=torch.channels_last)
-        layers = list(g_s.children()) if fp32_tail else []
-        self.head = torch.nn.Sequential(*layers[:-fp32_tail]) if fp32_tail else g_s
-        self.tail = torch.nn.Sequential(*layers[-fp32_tail:]) if fp32_tail else torch.nn.Identity()
+        self.head = g_s.to(self.device, memory_format=torch.channels_last)
+        self.tail = torch.nn.Identity()
+        if fp32_tail:
+            layers = list(self.head.children())
+            self.head, self.tail = torch.nn.Sequential(*layers[:-fp32_tail]), torch.nn.Sequential(*layers[-fp32_tail:])
 
     def __call__(self, y) -> np.ndarray:
         with torch.inference_mode():
