@@ -147,12 +147,14 @@ def report(args, rows: list[tuple[int, float, float]], costs: dict, load: tuple,
     gflop = 2 * costs["g_s_macs"] / 1e9
     cpu_rate = (CORES - RESERVED) / (costs["prepare"] + costs["jpeg"])
     gpu_rate = GPU_TFLOPS * 1e3 / gflop
+    shared = load[0] >= (os.cpu_count() or 1)  # oversubscribed when the run started
     lines = [
         f"# Learned decode throughput against `--decode-processes` (`{args.model}`)",
         "",
-        f"`nice python bench/bench_decode_processes.py --model {args.model} --processes {args.processes} "
-        f"--passes {args.passes}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()} "
-        f"with {os.cpu_count()} cores shared with other jobs (load average {load[0]:.1f} at the start, "
+        f"`{'nice ' if os.nice(0) > 0 else ''}python bench/bench_decode_processes.py --model {args.model} "
+        f"--processes {args.processes} --passes {args.passes}`, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()} "
+        f"with {os.cpu_count()} cores{' shared with other jobs' if shared else ''} (load average {load[0]:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end). {tiles} tiles of 256 px (the tcga-cr-7395 validation tiles) "
         f"decoded through DecodeEngine.tile, g_s batched on the CPU in {precision()}; one engine per setting, all "
         "warmed up, then the passes round-robin over the settings; medians of the passes.",
@@ -187,13 +189,16 @@ def report(args, rows: list[tuple[int, float, float]], costs: dict, load: tuple,
         "only its own tiles, where decode processes feed one batched g_s per worker. "
         "Warm tiles (in-process or Redis cache) cost no decode at all.",
         "",
-        f"The CPU times above were measured with this machine's {os.cpu_count()} cores oversubscribed "
-        f"(load average {load[0]:.0f}): contention for caches inflates them, and no process count can "
-        "add cores that other jobs hold (the last column: how many cores a pass got), so the table "
-        "measures the overhead of the processes (CPU per tile, all processes together) more than "
-        "their scaling. Re-run on free cores to see it.",
-        "",
     ]
+    if shared:
+        lines += [
+            f"The CPU times above were measured with this machine's {os.cpu_count()} cores oversubscribed "
+            f"(load average {load[0]:.0f}): contention for caches inflates them, and no process count can "
+            "add cores that other jobs hold (the last column: how many cores a pass got), so the table "
+            "measures the overhead of the processes (CPU per tile, all processes together) more than "
+            "their scaling. Re-run on free cores to see it.",
+            "",
+        ]
     return lines
 
 
