@@ -171,3 +171,21 @@ def test_training_resumes_to_the_same_step_and_weights(tmp_path):
         assert torch.equal(tensor, split["model"][name]), name
     with pytest.raises(Exception, match="--resume"):
         CodecTrainer(TrainConfig(steps=9, **base), tmp_path / "whole", resume=False)
+
+
+@pytest.mark.parametrize("arch", ["mbt2018-mean", "bmshj2018-hyperprior"])
+def test_float64_hyper_synthesis_computes_torchs_float64_h_s(arch):
+    """The GEMM-and-fold h_s gives torch's float64 h_s to rounding, for square and edge tiles'
+    latents, so that tiles encoded before it decode to the same CDF indexes."""
+    from tileserver.codecs.hyperprior import Float64Synthesis, frozen
+
+    torch.manual_seed(2)
+    net = build_net(arch, 16, 24).eval()
+    fast, reference = Float64Synthesis(net.h_s), frozen(net.h_s).double()
+    assert fast.gemm_weights, "no transposed convolution took the GEMM path"
+    for shape in ((1, 16, 4, 4), (2, 16, 1, 3), (1, 16, 5, 2)):
+        z_hat = torch.randn(shape).mul(4).round()
+        with torch.inference_mode():
+            expected, got = reference(z_hat.double()), fast(z_hat)
+        assert got.dtype == torch.float64 and got.shape == expected.shape
+        assert torch.allclose(got, expected, rtol=0, atol=1e-12)
