@@ -189,3 +189,43 @@ def test_float64_hyper_synthesis_computes_torchs_float64_h_s(arch):
             expected, got = reference(z_hat.double()), fast(z_hat)
         assert got.dtype == torch.float64 and got.shape == expected.shape
         assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_a_new_hyper_synthesis_trains_alone_on_a_trained_models_transforms(tmp_path, tiles, monkeypatch):
+    """--init from an mbt2018-mean model into mbt2018-mean-light-hs with --fresh h_s and
+    --train-only h_s: every other weight is the model's and stays put, h_s learns, and the
+    exported light model round-trips tiles bit-exactly."""
+    from tileserver.codecs.learned_models import read_model
+    from tileserver.train.codec_export import export_run
+    from tileserver.train.codec_trainer import CHECKPOINT, CodecTrainer, TrainConfig
+
+    torch.manual_seed(3)
+    parent = build_net("mbt2018-mean", 16, 24).eval()
+    parent.update(force=True)
+    save_model(parent, TINY, tmp_path / "parent.pt")
+    base = dict(arch="mbt2018-mean-light-hs", N=16, M=24, crop=64, batch=2, threads=1, warmup=2,
+                val_minutes=0, data=[str(lc25000_subset(tmp_path, 12))], log_every=2,
+                init=str(tmp_path / "parent.pt"), steps=4, lr=1e-3)
+    with pytest.raises(Exception, match="h_s"):  # the h_s tensors differ in shape
+        CodecTrainer(TrainConfig(**base), tmp_path / "whole", resume=False)
+    with pytest.raises(Exception, match="no such module"):
+        CodecTrainer(TrainConfig(**base, fresh=["hs"]), tmp_path / "typo", resume=False)
+    CodecTrainer(TrainConfig(**base, fresh=["h_s"], train_only=["h_s"]), tmp_path / "run", resume=False).run()
+
+    trained = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)["model"]
+    started = parent.state_dict()
+    for name, tensor in trained.items():
+        if name.startswith(("g_a.", "h_a.", "g_s.")):
+            assert torch.equal(tensor, started[name]), name
+    torch.manual_seed(0)  # the run's seed: its h_s started as this one
+    fresh = build_net("mbt2018-mean-light-hs", 16, 24).h_s.state_dict()
+    assert any(not torch.equal(trained[f"h_s.{k}"], v) for k, v in fresh.items())
+
+    monkeypatch.setenv("TILESERVER_MODELS", str(tmp_path / "models"))
+    path, _ = export_run(tmp_path / "run", "tiny-light", tmp_path / "models")
+    assert "(h_s newly initialised), only h_s trained" in path.with_suffix(".md").read_text()
+    codec = LearnedCodec("tiny-light")
+    assert read_model(path, "tiny-light").config["arch"] == "mbt2018-mean-light-hs"
+    body = codec.encode(tiles[0])
+    assert codec.decode(body).shape == tiles[0].shape
+    assert torch.equal(codec.prepare(body).y_hat, LearnedCodec("tiny-light").prepare(body).y_hat)

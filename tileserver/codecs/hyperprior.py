@@ -17,10 +17,30 @@ import torch
 from compressai.ans import RansDecoder, RansEncoder
 from compressai.layers import GDN
 from compressai.models import MeanScaleHyperprior, ScaleHyperprior
+from compressai.models.utils import conv, deconv
 from torch import nn
 
-ARCHITECTURES = {"mbt2018-mean": MeanScaleHyperprior, "bmshj2018-hyperprior": ScaleHyperprior}
 PAD = 64  # g_a and h_a downsample 64x: tile sides are padded to a multiple of this
+
+
+class LightHyperSynthesisMeanScale(MeanScaleHyperprior):
+    """mbt2018-mean with a lighter h_s: its second layer keeps M channels (not 3M/2) and its last
+    is a 1x1 convolution (not 3x3). The decoder runs h_s in float64 on the CPU for every tile
+    (see BitExactHyperprior): at M=192 this one does 83M multiply-accumulates a 256 px tile
+    instead of 348M. g_a, h_a and g_s are mbt2018-mean's, so a trained mbt2018-mean model
+    starts one with ``--init`` and ``--fresh h_s``."""
+
+    def __init__(self, N: int, M: int, **kwargs):
+        super().__init__(N=N, M=M, **kwargs)
+        self.h_s = nn.Sequential(
+            deconv(N, M, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
+            deconv(M, M, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
+            conv(M, M * 2, stride=1, kernel_size=1),
+        )
+
+
+ARCHITECTURES = {"mbt2018-mean": MeanScaleHyperprior, "bmshj2018-hyperprior": ScaleHyperprior,
+                 "mbt2018-mean-light-hs": LightHyperSynthesisMeanScale}
 
 
 def build_net(arch: str, N: int, M: int) -> ScaleHyperprior:

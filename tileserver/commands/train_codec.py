@@ -8,7 +8,7 @@ from tileserver.train.codec_data import DEFAULT_DATA
 
 # Training defaults live in TrainConfig; argparse only overrides what is given.
 _OPTIONS = {
-    "--arch": dict(choices=["mbt2018-mean", "bmshj2018-hyperprior"]),
+    "--arch": dict(choices=["mbt2018-mean", "bmshj2018-hyperprior", "mbt2018-mean-light-hs"]),
     "--N": dict(type=int), "--M": dict(type=int),
     "--lmbda": dict(type=float, help="loss = lmbda * 255^2 * MSE + ssim_weight * (1 - SSIM) + bpp"),
     "--ssim-weight": dict(type=float, help="weight of the SSIM term (project's SSIM convention)"),
@@ -21,6 +21,9 @@ _OPTIONS = {
     "--lr-min": dict(type=float), "--aux-lr": dict(type=float),
     "--threads": dict(type=int), "--seed": dict(type=int),
     "--init": dict(help="start from these weights (run checkpoint or models/*.pt): fine-tuning"),
+    "--fresh": dict(nargs="+", metavar="MODULE",
+                    help="modules --init leaves at their initialisation (e.g. h_s: a new hyper-synthesis)"),
+    "--train-only": dict(nargs="+", metavar="MODULE", help="train these modules, freeze the rest"),
     "--checkpoint-minutes": dict(type=float), "--val-minutes": dict(type=float, help="0: none"),
     "--log-every": dict(type=int),
     "--max-minutes": dict(type=float, help="stop with a checkpoint after this long"),

@@ -59,6 +59,8 @@ class TrainConfig:
     data: list[str] = field(default_factory=list)
     slides: list[str] = field(default_factory=lambda: list(TRAIN_SLIDES))  # under the data roots
     init: str | None = None  # weights to start from (a run's checkpoint or a models/*.pt)
+    fresh: list[str] = field(default_factory=list)  # modules (e.g. h_s) --init leaves at their initialisation
+    train_only: list[str] = field(default_factory=list)  # if given, every other module stays frozen
     checkpoint_minutes: float = 5.0
     val_minutes: float = 15.0
     log_every: int = 100
@@ -116,6 +118,19 @@ def validate(net, config: TrainConfig, tile_sets: dict[str, list[np.ndarray]]) -
     return row
 
 
+def _under(net: torch.nn.Module, modules: list[str], flag: str, buffers: bool = False) -> set[str]:
+    """Names of the parameters (and buffers) of ``net`` inside the named submodules."""
+    names = {n for n, _ in net.named_parameters()} | ({n for n, _ in net.named_buffers()} if buffers else set())
+    found = set()
+    for module in modules:
+        inside = {n for n in names if n.startswith(module + ".")}
+        if not inside:
+            tops = sorted({n.split(".")[0] for n in names})
+            raise InputError(f"{flag} {module}: no such module; the net has {', '.join(tops)}")
+        found |= inside
+    return found
+
+
 def _append_csv(path: Path, row: dict) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as f:
@@ -157,8 +172,12 @@ class CodecTrainer:
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         self.net = build_net(config.arch, config.N, config.M)
+        trained = _under(self.net, config.train_only, "--train-only") if config.train_only else None
         aux = [p for n, p in self.net.named_parameters() if n.endswith("quantiles")]
-        main = [p for n, p in self.net.named_parameters() if not n.endswith("quantiles")]
+        main = [p for n, p in self.net.named_parameters()
+                if not n.endswith("quantiles") and (trained is None or n in trained)]
+        for name, param in self.net.named_parameters():
+            param.requires_grad_(name.endswith("quantiles") or trained is None or name in trained)
         self.optimizer = torch.optim.Adam(main, lr=config.lr)
         self.aux_optimizer = torch.optim.Adam(aux, lr=config.aux_lr)
         self.rng = np.random.default_rng(config.seed)
@@ -174,11 +193,14 @@ class CodecTrainer:
         elif config.init:
             # nn.Module's loader: CompressAI's insists on CDF tables, which training does not use.
             misfit = f"--init {config.init} does not fit {config.arch} N={config.N} M={config.M}"
+            fresh = _under(self.net, config.fresh, "--fresh", buffers=True)
+            weights = {k: v for k, v in load_weights(Path(config.init)).items() if k not in fresh}
             try:
-                loaded = torch.nn.Module.load_state_dict(self.net, load_weights(Path(config.init)), strict=False)
+                loaded = torch.nn.Module.load_state_dict(self.net, weights, strict=False)
             except RuntimeError as exc:  # tensor shapes differ
                 raise InputError(f"{misfit}: {str(exc).splitlines()[1].strip()}") from None
-            missing = [k for k in loaded.missing_keys if k.split(".")[-1] not in ENTROPY_TABLES]
+            missing = [k for k in loaded.missing_keys
+                       if k.split(".")[-1] not in ENTROPY_TABLES and k not in fresh]
             if missing or loaded.unexpected_keys:
                 raise InputError(f"{misfit}: {(missing + loaded.unexpected_keys)[:4]}")
         self.net = self.net.to(memory_format=torch.channels_last).train()
