@@ -229,3 +229,30 @@ def test_a_new_hyper_synthesis_trains_alone_on_a_trained_models_transforms(tmp_p
     body = codec.encode(tiles[0])
     assert codec.decode(body).shape == tiles[0].shape
     assert torch.equal(codec.prepare(body).y_hat, LearnedCodec("tiny-light").prepare(body).y_hat)
+
+
+def test_grown_g_s_computes_the_trained_one_until_its_new_channels_learn(tmp_path):
+    """--grow g_s with a wider --N-s: at the start the wider g_s gives the trained g_s's pixels;
+    training then moves the weights that connect the new channels to the trained ones."""
+    from tileserver.train.codec_trainer import CodecTrainer, TrainConfig
+
+    torch.manual_seed(4)
+    parent = build_net("mbt2018-mean-light-hs", 16, 24).eval()
+    for p in parent.g_s.parameters():  # trained-looking GDN couplings, not the identity init
+        p.data.add_(torch.rand_like(p).mul(0.05))
+    parent.update(force=True)
+    save_model(parent, {**TINY, "arch": "mbt2018-mean-light-hs"}, tmp_path / "parent.pt")
+    base = dict(arch="mbt2018-mean-light-hs", N=16, M=24, N_s=24, crop=64, batch=2, threads=1,
+                warmup=1, val_minutes=0, data=[str(lc25000_subset(tmp_path, 12))], log_every=2,
+                init=str(tmp_path / "parent.pt"), steps=3, lr=1e-3)
+    with pytest.raises(Exception, match="g_s"):  # wider g_s without --grow: shapes differ
+        CodecTrainer(TrainConfig(**base), tmp_path / "nogrow", resume=False)
+    trainer = CodecTrainer(TrainConfig(**base, grow=["g_s"]), tmp_path / "run", resume=False)
+    wide = trainer.net.g_s
+    assert wide[0].weight.shape[1] == 24 and wide[-1].weight.shape[0] == 24
+    y = torch.randn(2, 24, 4, 4)
+    with torch.no_grad():
+        assert torch.allclose(wide(y), parent.g_s(y), atol=1e-5)
+    assert not wide[-1].weight[16:].any()  # the new channels do not reach the pixels yet
+    trainer.run()
+    assert trainer.net.g_s[-1].weight[16:].abs().sum() > 0

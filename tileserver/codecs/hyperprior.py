@@ -28,10 +28,17 @@ class LightHyperSynthesisMeanScale(MeanScaleHyperprior):
     is a 1x1 convolution (not 3x3). The decoder runs h_s in float64 on the CPU for every tile
     (see BitExactHyperprior): at M=192 this one does 83M multiply-accumulates a 256 px tile
     instead of 348M. g_a, h_a and g_s are mbt2018-mean's, so a trained mbt2018-mean model
-    starts one with ``--init`` and ``--fresh h_s``."""
+    starts one with ``--init`` and ``--fresh h_s``. ``N_s`` gives g_s a width of its own (g_s is
+    most of the decoder's work and, at high rates, of its quality; ``--grow g_s`` widens a
+    trained one)."""
 
-    def __init__(self, N: int, M: int, **kwargs):
+    def __init__(self, N: int, M: int, N_s: int | None = None, **kwargs):
         super().__init__(N=N, M=M, **kwargs)
+        if N_s:
+            self.g_s = nn.Sequential(
+                deconv(M, N_s), GDN(N_s, inverse=True), deconv(N_s, N_s), GDN(N_s, inverse=True),
+                deconv(N_s, N_s), GDN(N_s, inverse=True), deconv(N_s, 3),
+            )
         self.h_s = nn.Sequential(
             deconv(N, M, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
             deconv(M, M, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
@@ -43,10 +50,13 @@ ARCHITECTURES = {"mbt2018-mean": MeanScaleHyperprior, "bmshj2018-hyperprior": Sc
                  "mbt2018-mean-light-hs": LightHyperSynthesisMeanScale}
 
 
-def build_net(arch: str, N: int, M: int) -> ScaleHyperprior:
+def build_net(arch: str, N: int, M: int, N_s: int | None = None) -> ScaleHyperprior:
+    """The untrained net; ``N_s`` (mbt2018-mean-light-hs only) is g_s's width, else N."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](N=N, M=M)
+    if N_s and ARCHITECTURES[arch] is not LightHyperSynthesisMeanScale:
+        raise ValueError(f"a g_s width of its own (N_s) needs mbt2018-mean-light-hs, not {arch}")
+    return ARCHITECTURES[arch](N=N, M=M, **({"N_s": N_s} if N_s else {}))
 
 
 class FixedGDN(nn.Module):

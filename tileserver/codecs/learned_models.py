@@ -85,7 +85,7 @@ def read_model(path: Path, name: str) -> LearnedModel:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         config = saved["config"]
-        net = build_net(config["arch"], int(config["N"]), int(config["M"]))
+        net = build_net(config["arch"], int(config["N"]), int(config["M"]), config.get("N_s"))
         net.load_state_dict(saved["state_dict"])
     except ModelError:
         raise

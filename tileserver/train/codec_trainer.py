@@ -26,6 +26,7 @@ from tileserver.codecs.hyperprior import build_net
 from tileserver.codecs.learned import LearnedCodec
 from tileserver.codecs.learned_models import LearnedModel
 from tileserver.errors import InputError
+from tileserver.train.grow import grown
 from tileserver.train.codec_data import (LEGACY_TRAIN_SLIDES, TRAIN_SLIDES, training_sampler,
                                          validation_tiles)
 
@@ -41,6 +42,7 @@ class TrainConfig:
     arch: str = "mbt2018-mean"
     N: int = 96
     M: int = 192
+    N_s: int | None = None  # g_s's own width (mbt2018-mean-light-hs), else N
     lmbda: float = 0.0483  # loss = lmbda * 255^2 * MSE + ssim_weight * (1 - SSIM) + bpp
     ssim_weight: float = 0.0  # the targets are in SSIM: weight of the differentiable SSIM term
     lmbda_start: float | None = None  # curriculum: ramp from here to lmbda, log-linearly
@@ -61,6 +63,7 @@ class TrainConfig:
     init: str | None = None  # weights to start from (a run's checkpoint or a models/*.pt)
     fresh: list[str] = field(default_factory=list)  # modules (e.g. h_s) --init leaves at their initialisation
     train_only: list[str] = field(default_factory=list)  # if given, every other module stays frozen
+    grow: list[str] = field(default_factory=list)  # modules of --init widened into this net's (train.grow)
     checkpoint_minutes: float = 5.0
     val_minutes: float = 15.0
     log_every: int = 100
@@ -83,7 +86,7 @@ class TrainConfig:
 
     def model_config(self) -> dict:
         return {"arch": self.arch, "N": self.N, "M": self.M, "lmbda": self.lmbda,
-                "ssim_weight": self.ssim_weight}
+                "ssim_weight": self.ssim_weight, **({"N_s": self.N_s} if self.N_s else {})}
 
 
 def rate_distortion(net, x: torch.Tensor, lmbda: float, ssim_weight: float = 0.0) -> dict[str, torch.Tensor]:
@@ -171,7 +174,7 @@ class CodecTrainer:
         self.config = config
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        self.net = build_net(config.arch, config.N, config.M)
+        self.net = build_net(config.arch, config.N, config.M, config.N_s)
         trained = _under(self.net, config.train_only, "--train-only") if config.train_only else None
         aux = [p for n, p in self.net.named_parameters() if n.endswith("quantiles")]
         main = [p for n, p in self.net.named_parameters()
@@ -195,6 +198,8 @@ class CodecTrainer:
             misfit = f"--init {config.init} does not fit {config.arch} N={config.N} M={config.M}"
             fresh = _under(self.net, config.fresh, "--fresh", buffers=True)
             weights = {k: v for k, v in load_weights(Path(config.init)).items() if k not in fresh}
+            if config.grow:
+                weights = grown(self.net, weights, _under(self.net, config.grow, "--grow"))
             try:
                 loaded = torch.nn.Module.load_state_dict(self.net, weights, strict=False)
             except RuntimeError as exc:  # tensor shapes differ
