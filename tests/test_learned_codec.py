@@ -256,3 +256,35 @@ def test_grown_g_s_computes_the_trained_one_until_its_new_channels_learn(tmp_pat
     assert not wide[-1].weight[16:].any()  # the new channels do not reach the pixels yet
     trainer.run()
     assert trainer.net.g_s[-1].weight[16:].abs().sum() > 0
+
+
+def test_bf16_training_steps_run_g_a_and_g_s_in_bf16_and_leave_the_model_fp32(tmp_path):
+    """--precision bf16: inside a step g_a's and g_s's bodies run in bf16 (outputs near, not equal
+    to, fp32); outside it the modules compute in fp32 again, and the run's card says bf16."""
+    from tileserver.train.codec_export import model_card
+    from tileserver.train.codec_trainer import CHECKPOINT, CodecTrainer, TrainConfig
+    from tileserver.train.mixed_precision import transforms_in
+
+    torch.manual_seed(5)
+    net = build_net("mbt2018-mean-light-hs", 16, 24).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        y32, pixels32 = net.g_a(x), net.g_s(net.g_a(x))
+        with transforms_in(net, "bf16"):
+            y16, pixels16 = net.g_a(x), net.g_s(y32)
+        assert y16.dtype == pixels16.dtype == torch.float32
+        assert not torch.equal(y16, y32) and torch.allclose(y16, y32, atol=0.05 * y32.abs().max())
+        assert not torch.equal(pixels16, pixels32)
+        assert torch.equal(net.g_s(net.g_a(x)), pixels32)
+    with pytest.raises(ValueError, match="precision"):
+        with transforms_in(net, "fp16"):
+            pass
+
+    base = dict(arch="mbt2018-mean-light-hs", N=16, M=24, crop=64, batch=2, threads=1, warmup=1,
+                val_minutes=0, data=[str(lc25000_subset(tmp_path, 12))], steps=2, precision="bf16")
+    trainer = CodecTrainer(TrainConfig(**base), tmp_path / "run", resume=False)
+    trainer.run()
+    saved = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
+    assert all(t.dtype == torch.float32 for t in saved["model"].values() if t.is_floating_point())
+    assert "forward" not in vars(trainer.net.g_a) and "forward" not in vars(trainer.net.g_s)
+    assert "bf16 autocast" in model_card("m", saved["config"], saved, "0" * 64, tmp_path / "run", "")

@@ -21,6 +21,8 @@ _OPTIONS = {
     "--decay-from": dict(type=float, help="cosine lr decay over the steps after this fraction"),
     "--lr-min": dict(type=float), "--aux-lr": dict(type=float),
     "--threads": dict(type=int), "--seed": dict(type=int),
+    "--precision": dict(choices=["fp32", "bf16"],
+                        help="bf16: g_a and g_s under bf16 autocast (2x faster a step on a CPU with AMX)"),
     "--init": dict(help="start from these weights (run checkpoint or models/*.pt): fine-tuning"),
     "--fresh": dict(nargs="+", metavar="MODULE",
                     help="modules --init leaves at their initialisation (e.g. h_s: a new hyper-synthesis)"),

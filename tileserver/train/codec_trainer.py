@@ -27,6 +27,7 @@ from tileserver.codecs.learned import LearnedCodec
 from tileserver.codecs.learned_models import LearnedModel
 from tileserver.errors import InputError
 from tileserver.train.grow import grown
+from tileserver.train.mixed_precision import transforms_in
 from tileserver.train.codec_data import (LEGACY_TRAIN_SLIDES, TRAIN_SLIDES, training_sampler,
                                          validation_tiles)
 
@@ -34,7 +35,8 @@ CHECKPOINT = "checkpoint.pt"
 # Settings a resumed run may change; every other setting comes from the checkpoint.
 # Filled by update() for coding; a training net has them empty, so --init leaves them out.
 ENTROPY_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
-RESUMABLE = ("steps", "max_minutes", "threads", "data", "checkpoint_minutes", "val_minutes", "ssim_weight")
+RESUMABLE = ("steps", "max_minutes", "threads", "data", "checkpoint_minutes", "val_minutes", "ssim_weight",
+             "precision")
 
 
 @dataclass
@@ -57,6 +59,7 @@ class TrainConfig:
     aux_lr: float = 1e-3
     clip: float = 1.0
     threads: int = 2
+    precision: str = "fp32"  # or bf16: g_a and g_s under bf16 autocast (train.mixed_precision)
     seed: int = 0
     data: list[str] = field(default_factory=list)
     slides: list[str] = field(default_factory=lambda: list(TRAIN_SLIDES))  # under the data roots
@@ -233,7 +236,8 @@ class CodecTrainer:
         config = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr_at(self.step)
-        terms = rate_distortion(self.net, x, config.lmbda_at(self.step), config.ssim_weight)
+        with transforms_in(self.net, config.precision):
+            terms = rate_distortion(self.net, x, config.lmbda_at(self.step), config.ssim_weight)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if config.clip:
