@@ -11,7 +11,7 @@ from tests.conftest import DATA, data_file, lc25000_subset
 from tileserver.codecs import decoder, from_spec, ids
 from tileserver.codecs.hyperprior import build_net
 from tileserver.codecs.learned import LearnedCodec, pack_body, unpack_body
-from tileserver.codecs.learned_models import load_model, save_model
+from tileserver.codecs.learned_models import load_model, read_model, save_model
 from tileserver.errors import CodecError, CorruptTileError, ModelError
 from tileserver.format import payload
 from tileserver.precision import CODEC_PRECISION_ENV
@@ -91,7 +91,7 @@ def test_y_is_bit_identical_across_threads_batches_and_runtimes(models, tiles, m
 def test_bf16_synthesis_stays_close_to_fp32(tiles, monkeypatch):
     """The shipped default model on real tiles: g_s under bf16 autocast (last layer fp32) gives
     pixels close to fp32's and keeps the SSIM; y_hat is untouched by the setting."""
-    from tileserver.codecs.learned_models import default_model_name, models_dir, read_model
+    from tileserver.codecs.learned_models import default_model_name, models_dir
     from tileserver.codecs.synthesis import runner
     from tileserver.quality import psnr, ssim
 
@@ -195,7 +195,6 @@ def test_a_new_hyper_synthesis_trains_alone_on_a_trained_models_transforms(tmp_p
     """--init from an mbt2018-mean model into mbt2018-mean-light-hs with --fresh h_s and
     --train-only h_s: every other weight is the model's and stays put, h_s learns, and the
     exported light model round-trips tiles bit-exactly."""
-    from tileserver.codecs.learned_models import read_model
     from tileserver.train.codec_export import export_run
     from tileserver.train.codec_trainer import CHECKPOINT, CodecTrainer, TrainConfig
 
@@ -231,31 +230,41 @@ def test_a_new_hyper_synthesis_trains_alone_on_a_trained_models_transforms(tmp_p
     assert torch.equal(codec.prepare(body).y_hat, LearnedCodec("tiny-light").prepare(body).y_hat)
 
 
-def test_grown_g_s_computes_the_trained_one_until_its_new_channels_learn(tmp_path):
-    """--grow g_s with a wider --N-s: at the start the wider g_s gives the trained g_s's pixels;
-    training then moves the weights that connect the new channels to the trained ones."""
+@pytest.mark.parametrize("module, width", [("g_s", "N_s"), ("g_a", "N_a")])
+def test_a_grown_transform_computes_the_trained_one_until_its_new_channels_learn(tmp_path, module, width):
+    """--grow g_s with a wider --N-s (g_a with --N-a): at the start the wider transform gives the
+    trained one's output; training then moves the weights from the new channels into the trained
+    ones. The exported model keeps the width and codes tiles."""
+    from tileserver.train.codec_export import export_run
     from tileserver.train.codec_trainer import CodecTrainer, TrainConfig
 
     torch.manual_seed(4)
     parent = build_net("mbt2018-mean-light-hs", 16, 24).eval()
-    for p in parent.g_s.parameters():  # trained-looking GDN couplings, not the identity init
+    trained = getattr(parent, module)
+    for p in trained.parameters():  # trained-looking GDN couplings, not the identity init
         p.data.add_(torch.rand_like(p).mul(0.05))
     parent.update(force=True)
     save_model(parent, {**TINY, "arch": "mbt2018-mean-light-hs"}, tmp_path / "parent.pt")
-    base = dict(arch="mbt2018-mean-light-hs", N=16, M=24, N_s=24, crop=64, batch=2, threads=1,
-                warmup=1, val_minutes=0, data=[str(lc25000_subset(tmp_path, 12))], log_every=2,
-                init=str(tmp_path / "parent.pt"), steps=3, lr=1e-3)
-    with pytest.raises(Exception, match="g_s"):  # wider g_s without --grow: shapes differ
+    base = dict(arch="mbt2018-mean-light-hs", N=16, M=24, crop=64, batch=2, threads=1, warmup=1,
+                val_minutes=0, data=[str(lc25000_subset(tmp_path, 12))], log_every=2,
+                init=str(tmp_path / "parent.pt"), steps=3, lr=1e-3, **{width: 24})
+    with pytest.raises(Exception, match=module):  # wider without --grow: shapes differ
         CodecTrainer(TrainConfig(**base), tmp_path / "nogrow", resume=False)
-    trainer = CodecTrainer(TrainConfig(**base, grow=["g_s"]), tmp_path / "run", resume=False)
-    wide = trainer.net.g_s
-    assert wide[0].weight.shape[1] == 24 and wide[-1].weight.shape[0] == 24
-    y = torch.randn(2, 24, 4, 4)
+    trainer = CodecTrainer(TrainConfig(**base, grow=[module]), tmp_path / "run", resume=False)
+    wide = getattr(trainer.net, module)
+    last, into_last = (wide[-1].weight, 1) if module == "g_a" else (wide[-1].weight, 0)
+    assert last.shape[into_last] == 24
+    x = torch.randn(2, 24, 4, 4) if module == "g_s" else torch.rand(2, 3, 64, 64)
     with torch.no_grad():
-        assert torch.allclose(wide(y), parent.g_s(y), atol=1e-5)
-    assert not wide[-1].weight[16:].any()  # the new channels do not reach the pixels yet
+        assert torch.allclose(wide(x), trained(x), atol=1e-5)
+    assert not last.narrow(into_last, 16, 8).any()  # the new channels do not reach the output yet
     trainer.run()
-    assert trainer.net.g_s[-1].weight[16:].abs().sum() > 0
+    assert getattr(trainer.net, module)[-1].weight.narrow(into_last, 16, 8).abs().sum() > 0
+    export_run(tmp_path / "run", "tiny-wide", models=tmp_path / "models")
+    wide_model = LearnedCodec(model=read_model(tmp_path / "models" / "tiny-wide.pt", "tiny-wide"))
+    assert wide_model.model.config[width] == 24
+    tile = np.full((64, 64, 3), 200, np.uint8)
+    assert wide_model.decode(wide_model.encode(tile)).shape == tile.shape
 
 
 def test_bf16_training_steps_run_g_a_and_g_s_in_bf16_and_leave_the_model_fp32(tmp_path):

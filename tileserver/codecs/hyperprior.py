@@ -30,10 +30,14 @@ class LightHyperSynthesisMeanScale(MeanScaleHyperprior):
     instead of 348M. g_a, h_a and g_s are mbt2018-mean's, so a trained mbt2018-mean model
     starts one with ``--init`` and ``--fresh h_s``. ``N_s`` gives g_s a width of its own (g_s is
     most of the decoder's work and, at high rates, of its quality; ``--grow g_s`` widens a
-    trained one)."""
+    trained one), and ``N_a`` gives one to g_a, the encoder's transform, which no decoder runs."""
 
-    def __init__(self, N: int, M: int, N_s: int | None = None, **kwargs):
+    def __init__(self, N: int, M: int, N_s: int | None = None, N_a: int | None = None, **kwargs):
         super().__init__(N=N, M=M, **kwargs)
+        if N_a:
+            self.g_a = nn.Sequential(
+                conv(3, N_a), GDN(N_a), conv(N_a, N_a), GDN(N_a), conv(N_a, N_a), GDN(N_a), conv(N_a, M),
+            )
         if N_s:
             self.g_s = nn.Sequential(
                 deconv(M, N_s), GDN(N_s, inverse=True), deconv(N_s, N_s), GDN(N_s, inverse=True),
@@ -50,13 +54,23 @@ ARCHITECTURES = {"mbt2018-mean": MeanScaleHyperprior, "bmshj2018-hyperprior": Sc
                  "mbt2018-mean-light-hs": LightHyperSynthesisMeanScale}
 
 
-def build_net(arch: str, N: int, M: int, N_s: int | None = None) -> ScaleHyperprior:
-    """The untrained net; ``N_s`` (mbt2018-mean-light-hs only) is g_s's width, else N."""
+OWN_WIDTHS = ("N_s", "N_a")  # g_s's and g_a's own widths (mbt2018-mean-light-hs)
+
+
+def own_widths(config: dict) -> dict[str, int]:
+    """The OWN_WIDTHS a model or run config sets, for ``build_net``."""
+    return {k: int(config[k]) for k in OWN_WIDTHS if config.get(k)}
+
+
+def build_net(arch: str, N: int, M: int, N_s: int | None = None, N_a: int | None = None) -> ScaleHyperprior:
+    """The untrained net; ``N_s`` and ``N_a`` (mbt2018-mean-light-hs only) are g_s's and g_a's
+    widths, else N."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    if N_s and ARCHITECTURES[arch] is not LightHyperSynthesisMeanScale:
-        raise ValueError(f"a g_s width of its own (N_s) needs mbt2018-mean-light-hs, not {arch}")
-    return ARCHITECTURES[arch](N=N, M=M, **({"N_s": N_s} if N_s else {}))
+    widths = {k: v for k, v in (("N_s", N_s), ("N_a", N_a)) if v}
+    if widths and ARCHITECTURES[arch] is not LightHyperSynthesisMeanScale:
+        raise ValueError(f"widths of their own ({', '.join(widths)}) need mbt2018-mean-light-hs, not {arch}")
+    return ARCHITECTURES[arch](N=N, M=M, **widths)
 
 
 class FixedGDN(nn.Module):

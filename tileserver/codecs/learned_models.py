@@ -77,7 +77,7 @@ def save_model(net, config: dict, path: Path) -> str:
 def read_model(path: Path, name: str) -> LearnedModel:
     import torch
 
-    from tileserver.codecs.hyperprior import build_net
+    from tileserver.codecs.hyperprior import build_net, own_widths
 
     if not path.exists():
         raise ModelError(f"learned model {name!r} not found: {path} does not exist")
@@ -85,7 +85,7 @@ def read_model(path: Path, name: str) -> LearnedModel:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         config = saved["config"]
-        net = build_net(config["arch"], int(config["N"]), int(config["M"]), config.get("N_s"))
+        net = build_net(config["arch"], int(config["N"]), int(config["M"]), **own_widths(config))
         net.load_state_dict(saved["state_dict"])
     except ModelError:
         raise

@@ -11,6 +11,7 @@ _OPTIONS = {
     "--arch": dict(choices=["mbt2018-mean", "bmshj2018-hyperprior", "mbt2018-mean-light-hs"]),
     "--N": dict(type=int), "--M": dict(type=int),
     "--N-s": dict(type=int, help="g_s's own width (mbt2018-mean-light-hs; default N)"),
+    "--N-a": dict(type=int, help="g_a's own width, the encoder's (mbt2018-mean-light-hs; default N)"),
     "--lmbda": dict(type=float, help="loss = lmbda * 255^2 * MSE + ssim_weight * (1 - SSIM) + bpp"),
     "--ssim-weight": dict(type=float, help="weight of the SSIM term (project's SSIM convention)"),
     "--lmbda-start": dict(type=float, help="λ curriculum: start here ..."),
@@ -28,7 +29,7 @@ _OPTIONS = {
                     help="modules --init leaves at their initialisation (e.g. h_s: a new hyper-synthesis)"),
     "--train-only": dict(nargs="+", metavar="MODULE", help="train these modules, freeze the rest"),
     "--grow": dict(nargs="+", metavar="MODULE",
-                   help="widen these modules of --init to this net's width (e.g. g_s with --N-s): "
+                   help="widen these modules of --init to this net's width (g_s with --N-s, g_a with --N-a): "
                         "the output is unchanged at the start, the new channels learn"),
     "--checkpoint-minutes": dict(type=float), "--val-minutes": dict(type=float, help="0: none"),
     "--log-every": dict(type=int),

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from tileserver import quality
-from tileserver.codecs.hyperprior import build_net
+from tileserver.codecs.hyperprior import build_net, own_widths
 from tileserver.codecs.learned import LearnedCodec
 from tileserver.codecs.learned_models import LearnedModel
 from tileserver.errors import InputError
@@ -45,6 +45,7 @@ class TrainConfig:
     N: int = 96
     M: int = 192
     N_s: int | None = None  # g_s's own width (mbt2018-mean-light-hs), else N
+    N_a: int | None = None  # g_a's own width (mbt2018-mean-light-hs), else N
     lmbda: float = 0.0483  # loss = lmbda * 255^2 * MSE + ssim_weight * (1 - SSIM) + bpp
     ssim_weight: float = 0.0  # the targets are in SSIM: weight of the differentiable SSIM term
     lmbda_start: float | None = None  # curriculum: ramp from here to lmbda, log-linearly
@@ -89,7 +90,7 @@ class TrainConfig:
 
     def model_config(self) -> dict:
         return {"arch": self.arch, "N": self.N, "M": self.M, "lmbda": self.lmbda,
-                "ssim_weight": self.ssim_weight, **({"N_s": self.N_s} if self.N_s else {})}
+                "ssim_weight": self.ssim_weight, **own_widths(asdict(self))}
 
 
 def rate_distortion(net, x: torch.Tensor, lmbda: float, ssim_weight: float = 0.0) -> dict[str, torch.Tensor]:
@@ -177,7 +178,7 @@ class CodecTrainer:
         self.config = config
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        self.net = build_net(config.arch, config.N, config.M, config.N_s)
+        self.net = build_net(config.arch, config.N, config.M, config.N_s, config.N_a)
         trained = _under(self.net, config.train_only, "--train-only") if config.train_only else None
         aux = [p for n, p in self.net.named_parameters() if n.endswith("quantiles")]
         main = [p for n, p in self.net.named_parameters()
