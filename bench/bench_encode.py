@@ -1,6 +1,9 @@
 """Encode time and output bytes for the real slides: jpeg:90 and jxl:1.0 against the source.
 
-    python bench/bench_encode.py [--workers 2] [--out bench/results/encode.md]
+    python bench/bench_encode.py [--workers 2] [--codecs jpeg:90,jxl:1.0] [--slides NAME,...]
+        [--out bench/results/encode.md]
+
+Each codec spec encodes each slide on its own (learned models too: `learned:MODEL`).
 
 Writes a markdown table. Numbers depend on the machine and on what else runs on it: the
 load average at the start is recorded with the table.
@@ -23,14 +26,16 @@ CODECS = ["jpeg:90", "jxl:1.0"]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--codecs", default=",".join(CODECS), help="comma-separated codec specs")
+    parser.add_argument("--slides", default=",".join(NAMES), help=f"comma-separated names in {SLIDES}")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "encode.md"))
     args = parser.parse_args()
     rows = []
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        for name in NAMES:
+        for name in args.slides.split(","):
             source = SLIDES / name
-            for spec in CODECS:
+            for spec in args.codecs.split(","):
                 out = Path(tmp) / f"{name}.{spec.replace(':', '')}.tiff"
                 s = encode_slide(source, out, EncodeSettings(codecs=[spec], workers=args.workers), progress=False)
                 rows.append(
@@ -44,7 +49,8 @@ def main() -> None:
         f"# Encode benchmark ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{args.workers} workers, load average {load:.1f} at start)",
         "",
-        "Command: `python bench/bench_encode.py --workers 2`. Output includes every pyramid level;",
+        f"Command: `python bench/bench_encode.py --workers {args.workers} --codecs {args.codecs} "
+        f"--slides {args.slides}`. Output includes every pyramid level;",
         "'JPEG q90 ref' is a JPEG q90 pyramid of the same tiles with glass intact (the study's reference).",
         "",
         "| slide | codec | seconds | tiles | glass | source MB | JPEG q90 ref MB | output MB | vs source | vs JPEG q90 ref |",
