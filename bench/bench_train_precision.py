@@ -23,15 +23,15 @@ from pathlib import Path
 
 import torch
 
-from tileserver.precision import BF16_CPU_FLAGS
+from tileserver.precision import BF16_CPU_FLAGS, cpu_flags
 from tileserver.train.codec_data import DEFAULT_DATA, training_sampler
 from tileserver.train.codec_trainer import CodecTrainer, TrainConfig
 
 ROUNDS, STEPS, WARMUP = 3, 10, 3
 
 
-def cpu_flags() -> str:
-    flags = Path("/proc/cpuinfo").read_text().split()
+def bf16_flags() -> str:
+    flags = cpu_flags()
     return ", ".join(f for f in (*BF16_CPU_FLAGS, "amx_tile") if f in flags) or "no native bf16"
 
 
@@ -75,7 +75,7 @@ def main() -> None:
         "",
         f"`python bench/bench_train_precision.py --arch {args.arch} --N {args.N} --M {args.M} "
         f"--N-s {args.N_s} --batch {args.batch} --crop {args.crop} --threads {args.threads}`, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, CPU flags: {cpu_flags()}; load "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, CPU flags: {bf16_flags()}; load "
         f"average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. The trainer's step "
         f"(forward, loss with the SSIM term, backward, Adam, auxiliary step) over the same {STEPS} "
         f"batches; median of {ROUNDS} rounds.",

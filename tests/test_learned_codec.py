@@ -252,7 +252,7 @@ def test_a_grown_transform_computes_the_trained_one_until_its_new_channels_learn
         CodecTrainer(TrainConfig(**base), tmp_path / "nogrow", resume=False)
     trainer = CodecTrainer(TrainConfig(**base, grow=[module]), tmp_path / "run", resume=False)
     wide = getattr(trainer.net, module)
-    last, into_last = (wide[-1].weight, 1) if module == "g_a" else (wide[-1].weight, 0)
+    last, into_last = wide[-1].weight, 1 if module == "g_a" else 0  # Conv2d (out, in), deconv (in, out)
     assert last.shape[into_last] == 24
     x = torch.randn(2, 24, 4, 4) if module == "g_s" else torch.rand(2, 3, 64, 64)
     with torch.no_grad():

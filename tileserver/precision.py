@@ -16,13 +16,17 @@ CODEC_PRECISION_ENV = "TILESERVER_CODEC_PRECISION"  # auto (default), fp32 or bf
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+def cpu_flags() -> set[str]:
+    """The words of /proc/cpuinfo (its flags among them); empty where it cannot be read."""
+    try:
+        return set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return set()
+
+
 def native_bf16() -> bool:
     """True when /proc/cpuinfo lists a native bf16 instruction set."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return any(flag in flags for flag in BF16_CPU_FLAGS)
+    return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
 
 
 def cpu_precision(env: str) -> str:

@@ -54,7 +54,7 @@ ARCHITECTURES = {"mbt2018-mean": MeanScaleHyperprior, "bmshj2018-hyperprior": Sc
                  "mbt2018-mean-light-hs": LightHyperSynthesisMeanScale}
 
 
-OWN_WIDTHS = ("N_s", "N_a")  # g_s's and g_a's own widths (mbt2018-mean-light-hs)
+OWN_WIDTHS = {"N_s": "g_s", "N_a": "g_a"}  # widths of their own (mbt2018-mean-light-hs): transform
 
 
 def own_widths(config: dict) -> dict[str, int]:
@@ -67,7 +67,7 @@ def build_net(arch: str, N: int, M: int, N_s: int | None = None, N_a: int | None
     widths, else N."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    widths = {k: v for k, v in (("N_s", N_s), ("N_a", N_a)) if v}
+    widths = own_widths({"N_s": N_s, "N_a": N_a})
     if widths and ARCHITECTURES[arch] is not LightHyperSynthesisMeanScale:
         raise ValueError(f"widths of their own ({', '.join(widths)}) need mbt2018-mean-light-hs, not {arch}")
     return ARCHITECTURES[arch](N=N, M=M, **widths)

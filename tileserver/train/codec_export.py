@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from tileserver.codecs.hyperprior import build_net, own_widths
+from tileserver.codecs.hyperprior import OWN_WIDTHS, build_net, own_widths
 from tileserver.codecs.learned_models import model_path, save_model
 from tileserver.errors import InputError
 from tileserver.train.codec_data import LC25000, LEGACY_TRAIN_SLIDES, VAL_FIXTURES, VAL_SLIDE
@@ -58,7 +58,7 @@ def model_card(name: str, config: dict, saved: dict, sha256: str, run_dir: Path,
 
 {notes}
 
-- Architecture: `{config['arch']}`, N={config['N']}, M={config['M']}{f", g_s N_s={config['N_s']}" if config.get('N_s') else ''}{f", g_a N_a={config['N_a']}" if config.get('N_a') else ''} ({params / 1e6:.2f}M weights)
+- Architecture: `{config['arch']}`, N={config['N']}, M={config['M']}{''.join(f", {OWN_WIDTHS[k]} {k}={v}" for k, v in own_widths(config).items())} ({params / 1e6:.2f}M weights)
 - λ = {config['lmbda']}, SSIM weight w = {config.get('ssim_weight', 0.0)} (loss = λ·255²·MSE + w·(1 - SSIM) + bpp){f", curriculum from {config['lmbda_start']} over {config['lmbda_ramp']} steps" if config.get('lmbda_start') else ''}
 - Recipe: Adam lr {config['lr']} ({config['warmup']} warm-up steps, cosine decay to {config['lr_min']} over the steps after {config['decay_from']:.0%} of {config['steps']}), aux lr {config['aux_lr']}, gradient clip {config['clip']}, batch {config['batch']} of {config['crop']} px crops, channels_last, {_precision(config)}, {config['threads']} threads{f", started from {config['init']}" if config.get('init') else ''}{_partial(config)}
 - Training data: `{LC25000}` (reduced 2x, or 1.75x for 128 px crops) and `{', '.join(config.get('slides', LEGACY_TRAIN_SLIDES))}` at level 0 and its 2x reductions{_level_draw(config)}; random crops, flips, rot90, mild colour jitter

@@ -178,7 +178,7 @@ class CodecTrainer:
         self.config = config
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        self.net = build_net(config.arch, config.N, config.M, config.N_s, config.N_a)
+        self.net = build_net(config.arch, config.N, config.M, **own_widths(asdict(config)))
         trained = _under(self.net, config.train_only, "--train-only") if config.train_only else None
         aux = [p for n, p in self.net.named_parameters() if n.endswith("quantiles")]
         main = [p for n, p in self.net.named_parameters()
