@@ -11,6 +11,7 @@ cannot corrupt the bitstream, runs on the fast device or runtime.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -180,6 +181,17 @@ class _Tables:
         return torch.from_numpy(np.fromiter(values, np.int32, len(values))).reshape(indexes.shape)
 
 
+@dataclass
+class Analysis:
+    """A padded tile after g_a, with z coded: y and the float64 parameters of y's Gaussians."""
+
+    y: torch.Tensor  # 1 x M x H/16 x W/16 float32, before rounding
+    z_string: bytes
+    indexes: torch.Tensor  # int32 CDF index of each latent
+    means: torch.Tensor  # float64
+    scales: torch.Tensor  # float64: the scale-table entry each index codes with
+
+
 class BitExactHyperprior:
     """Encode a padded tile to (z string, y string) and decode them back to y_hat.
 
@@ -212,15 +224,25 @@ class BitExactHyperprior:
         return torch.arange(shape[1], dtype=torch.int32).reshape(1, -1, 1, 1).expand(shape)
 
     @torch.inference_mode()
-    def encode(self, x: torch.Tensor) -> tuple[bytes, bytes]:
-        """x: 1 x 3 x H x W float32 in [0, 1], H and W multiples of PAD."""
+    def analyse(self, x: torch.Tensor) -> Analysis:
+        """x: 1 x 3 x H x W float32 in [0, 1], H and W multiples of PAD. Codes z; y is left to
+        ``code_y``, so that an encoder may refine it first (tileserver.codecs.refine)."""
         y = self.analysis(x.contiguous(memory_format=torch.channels_last)).contiguous()
         z = self.hyper_analysis(y)
         z_symbols = torch.round(z - self.z_medians).int()
         z_string = self.z_tables.encode(z_symbols, self._z_indexes(z.shape))
         indexes, means = self._y_parameters(z_symbols.float() + self.z_medians)
-        y_symbols = torch.round(y.double() - means).int()
-        return z_string, self.y_tables.encode(y_symbols, indexes)
+        return Analysis(y, z_string, indexes, means, self.scale_table[indexes.long()])
+
+    @torch.inference_mode()
+    def code_y(self, y: torch.Tensor, analysis: Analysis) -> bytes:
+        """The y string of latents ``y`` under the CDFs that ``analysis`` chose."""
+        return self.y_tables.encode(torch.round(y.double() - analysis.means).int(), analysis.indexes)
+
+    def encode(self, x: torch.Tensor) -> tuple[bytes, bytes]:
+        """x: 1 x 3 x H x W float32 in [0, 1], H and W multiples of PAD -> (z string, y string)."""
+        analysis = self.analyse(x)
+        return analysis.z_string, self.code_y(analysis.y, analysis)
 
     @torch.inference_mode()
     def decode_y(self, z_string: bytes, y_string: bytes, height: int, width: int) -> torch.Tensor:

@@ -17,6 +17,7 @@ codec's device ("cpu", "cuda" or "onnx", see tileserver.codecs.synthesis).
 """
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from tileserver.errors import CodecError, ModelError
 
 BODY_VERSION = 1
 _SIZE = struct.Struct("<HHI")
+MAX_REFINE_STEPS = 1000
+_REFINE_SUFFIX = re.compile(r"\+refine(\d*)$")
 PAD = 64  # equal to tileserver.codecs.hyperprior.PAD, kept here so importing stays cheap
 
 
@@ -71,9 +74,23 @@ def unpack_body(body: bytes) -> tuple[str, int, int, bytes, bytes]:
             body[start : start + z_length], body[start + z_length :])
 
 
+def split_setting(setting: str) -> tuple[str, int]:
+    """'MODEL+refine30' -> ('MODEL', 30) (refinement steps, tileserver.codecs.refine);
+    'MODEL' -> ('MODEL', 0)."""
+    match = _REFINE_SUFFIX.search(setting)
+    if not match:
+        if "+" in setting:
+            raise CodecError(f"learned:{setting}: the only suffix is +refineN (e.g. +refine30)")
+        return setting, 0
+    if not match.group(1) or not 1 <= int(match.group(1)) <= MAX_REFINE_STEPS:
+        raise CodecError(f"learned:{setting}: +refineN needs a step count N from 1 to {MAX_REFINE_STEPS}")
+    return setting[: match.start()], int(match.group(1))
+
+
 class LearnedCodec(Codec):
-    """Spec ``learned:MODELNAME``, or ``learned:default`` for the model ``models/DEFAULT`` names.
-    ``model`` gives an in-memory model (training validation)."""
+    """Spec ``learned:MODELNAME``, or ``learned:default`` for the model ``models/DEFAULT`` names;
+    ``learned:MODELNAME+refineN`` refines each tile's latents N steps before coding them
+    (tileserver.codecs.refine). ``model`` gives an in-memory model (training validation)."""
 
     codec_id = ids.LEARNED
     name = "learned"
@@ -81,18 +98,29 @@ class LearnedCodec(Codec):
 
     def __init__(self, setting: str | None = None, device: str = "cpu",
                  model: LearnedModel | None = None):
-        if setting == "default":
-            setting = default_model_name()
-        super().__init__(setting or (model.name if model else None), device)
+        name, self.refine_steps = split_setting(setting or "")
+        self.model_name = default_model_name() if name == "default" else name or (model.name if model else "")
+        super().__init__(self.model_name + (f"+refine{self.refine_steps}" if self.refine_steps else "") or None,
+                         device)
         self._model = model
+        self._refiner = None
 
     @property
     def model(self) -> LearnedModel:
         if self._model is None:
-            if not self.setting:
+            if not self.model_name:
                 raise CodecError("the learned codec needs a model: learned:MODELNAME")
-            self._model = load_model(self.setting)
+            self._model = load_model(self.model_name)
         return self._model
+
+    @property
+    def refiner(self):
+        if self._refiner is None:
+            from tileserver.codecs.refine import LatentRefiner
+
+            # ONNX has no gradients: an onnx-decoding encoder refines with torch on the CPU.
+            self._refiner = LatentRefiner(self.model, self.refine_steps, "cuda" if self.device == "cuda" else "cpu")
+        return self._refiner
 
     def _model_named(self, name: str) -> LearnedModel:
         if self._model is not None and self._model.name == name:
@@ -105,8 +133,10 @@ class LearnedCodec(Codec):
         height, width = tile.shape[:2]
         padded = np.pad(tile, ((0, -height % PAD), (0, -width % PAD), (0, 0)), mode="edge")
         x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255
-        z, y = self.model.coder.encode(x)
-        return pack_body(self.model.name, height, width, z, y)
+        coder = self.model.coder
+        analysis = coder.analyse(x)
+        y = self.refiner(x, analysis, height, width) if self.refine_steps else analysis.y
+        return pack_body(self.model.name, height, width, analysis.z_string, coder.code_y(y, analysis))
 
     def batch_key(self, body: bytes) -> Hashable:
         return self.codec_id, unpack_body(body)[0]
@@ -142,7 +172,8 @@ class LearnedCodec(Codec):
     def describe(self) -> dict:
         model = self.model
         return {**super().describe(), "model": model.name, "sha256": model.sha256,
-                **{k: model.config.get(k) for k in ("arch", "N", "M", "lmbda")}}
+                **{k: model.config.get(k) for k in ("arch", "N", "M", "lmbda")},
+                **({"refine_steps": self.refine_steps} if self.refine_steps else {})}
 
     @classmethod
     def check_entry(cls, entry: dict) -> None:

@@ -23,6 +23,13 @@ from tileserver.precision import CODEC_PRECISION_ENV, cpu_precision
 DEVICES = ("cpu", "cuda", "onnx")
 
 
+def torch_device(device: str) -> torch.device:
+    """The torch device for "cpu" or "cuda"; a clear error where torch sees no GPU."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CodecError("device 'cuda' asked for, but torch sees no CUDA GPU")
+    return torch.device(device)
+
+
 class TorchSynthesis:
     """``bf16``: run under bfloat16 autocast (convolutions in bf16, the rest in fp32), except the
     last ``fp32_tail`` layers of a Sequential. The learned codec keeps its last deconvolution,
@@ -30,9 +37,7 @@ class TorchSynthesis:
     costs 0.07 dB, bf16 but the last layer 0.02 dB (52 and 55 dB from the fp32 pixels)."""
 
     def __init__(self, g_s, device: str, bf16: bool = False, fp32_tail: int = 0):
-        if device == "cuda" and not torch.cuda.is_available():
-            raise CodecError("device 'cuda' asked for, but torch sees no CUDA GPU")
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         self.bf16 = bf16
         self.head = g_s.to(self.device, memory_format=torch.channels_last)
         self.tail = torch.nn.Identity()

@@ -37,6 +37,7 @@ class Result:
     sizes: np.ndarray  # bytes per patch
     ssim: np.ndarray
     psnr: np.ndarray
+    encode_ms: float  # per patch
     decode_ms: float  # per patch
     pixels: int
 
@@ -66,7 +67,9 @@ def codec_for(spec: str):
 
 def measure(spec: str, patches: list[np.ndarray]) -> Result:
     codec = codec_for(spec)
+    start = time.perf_counter()
     bodies = [codec.encode(p) for p in patches]
+    encode_ms = (time.perf_counter() - start) * 1000 / len(bodies)
     start = time.perf_counter()
     decoded = [d for i in range(0, len(bodies), 8) for d in codec.decode_batch(bodies[i : i + 8])]
     decode_ms = (time.perf_counter() - start) * 1000 / len(bodies)
@@ -75,6 +78,7 @@ def measure(spec: str, patches: list[np.ndarray]) -> Result:
         np.array([len(b) for b in bodies]),
         np.array([quality.ssim(p, d) for p, d in zip(patches, decoded)]),
         np.array([quality.psnr(p, d) for p, d in zip(patches, decoded)]),
+        encode_ms,
         decode_ms,
         sum(p.shape[0] * p.shape[1] for p in patches),
     )
@@ -105,7 +109,7 @@ def table_rows(results: list[Result], curves: dict[str, list[Result]]) -> list[d
             "codec": r.spec, "ssim_mean": r.ssim.mean(), "ssim_min": r.ssim.min(), "ssim_max": r.ssim.max(),
             "psnr_mean": r.psnr.mean(), "total_kB": r.sizes.sum() / 1000,
             "reduction_mean": reduction.mean(), "reduction_min": reduction.min(),
-            "reduction_max": reduction.max(), "bpp": r.bpp, "decode_ms": r.decode_ms,
+            "reduction_max": reduction.max(), "bpp": r.bpp, "encode_ms": r.encode_ms, "decode_ms": r.decode_ms,
             "bpp_at_jpeg90_ssim": matched,
             "saving_at_jpeg90_ssim": None if matched is None else 1 - matched / reference.bpp,
             "jxl_bpp_at_same_ssim": jxl,
@@ -122,9 +126,9 @@ def markdown(rows: list[dict], patches: int, target: float) -> str:
         f"SSIM: the JPEG-XL curve's bpp at the row's mean SSIM, and the row's saving against it.",
         "",
         "| codec | SSIM mean (min, max) | PSNR dB | total kB | size reduction vs JPEG q90 mean (min, max) "
-        "| bpp | decode ms/patch | bpp at JPEG q90 SSIM | saving at JPEG q90 SSIM "
+        "| bpp | encode ms/patch | decode ms/patch | bpp at JPEG q90 SSIM | saving at JPEG q90 SSIM "
         "| JPEG-XL bpp at the same SSIM | saving vs JPEG-XL at the same SSIM |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         matched, saving = _cell(r["bpp_at_jpeg90_ssim"], ".3f"), _cell(r["saving_at_jpeg90_ssim"], ".1%")
@@ -133,7 +137,7 @@ def markdown(rows: list[dict], patches: int, target: float) -> str:
             f"| {r['codec']} | {r['ssim_mean']:.4f} ({r['ssim_min']:.3f}, {r['ssim_max']:.3f}) "
             f"| {r['psnr_mean']:.2f} | {r['total_kB']:.1f} | {r['reduction_mean']:.1%} "
             f"({r['reduction_min']:.1%}, {r['reduction_max']:.1%}) | {r['bpp']:.3f} "
-            f"| {r['decode_ms']:.1f} | {matched} | {saving} | {jxl} | {jxl_saving} |"
+            f"| {r['encode_ms']:.1f} | {r['decode_ms']:.1f} | {matched} | {saving} | {jxl} | {jxl_saving} |"
         )
     return "\n".join(lines) + "\n"
 

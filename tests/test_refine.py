@@ -1,0 +1,71 @@
+"""Encoder-side latent refinement (``learned:MODEL+refineN``) with the shipped default model on
+real tcga tiles: the refined latents score better at the model's loss, and the standard decoder
+reads them back exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import DATA, data_file
+from tileserver.codecs import decoder, from_spec, ids
+from tileserver.codecs.learned import PAD
+from tileserver.codecs.refine import LatentRefiner
+from tileserver.errors import CodecError
+
+STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def tile() -> np.ndarray:
+    from tileserver.train.codec_data import validation_tiles
+
+    data_file("slides/tcga-cr-7395-01a-01-ts1.svs")
+    return validation_tiles([DATA])["tcga48"][0]
+
+
+def _padded(tile: np.ndarray) -> torch.Tensor:
+    padded = np.pad(tile, ((0, -tile.shape[0] % PAD), (0, -tile.shape[1] % PAD), (0, 0)), mode="edge")
+    return torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (200, 130)], ids=["whole", "edge"])
+def test_refined_latents_lower_the_loss_and_decode_exactly(tile, shape):
+    tile = np.ascontiguousarray(tile[: shape[0], : shape[1]])
+    codec = from_spec(f"learned:default+refine{STEPS}")
+    coder = codec.model.coder
+    x = _padded(tile)
+    analysis = coder.analyse(x)
+    refined = codec.refiner(x, analysis, *shape)
+
+    with torch.no_grad():
+        before = codec.refiner.loss(analysis.y.clone(), x, analysis, *shape).item()
+        after = codec.refiner.loss(refined, x, analysis, *shape).item()
+    assert after < before
+
+    symbols = torch.round(refined.double() - analysis.means)
+    original = torch.round(analysis.y.double() - analysis.means)
+    assert (symbols != original).any(), "refinement moved no latent to another integer"
+
+    body = codec.encode(tile)
+    prepared = decoder(ids.LEARNED).prepare(body)
+    assert torch.equal(prepared.y_hat, (symbols + analysis.means).float())
+    assert decoder(ids.LEARNED).decode(body).shape == tile.shape
+
+
+def test_the_codec_table_records_the_refinement():
+    assert from_spec("learned:default+refine30").describe()["refine_steps"] == 30
+    assert "refine_steps" not in from_spec("learned:default").describe()
+
+
+@pytest.mark.parametrize("suffix", ["+refine", "+refinex", "+refine0", "+refine5000", "+fast"])
+def test_a_bad_refinement_suffix_is_refused(suffix):
+    with pytest.raises(CodecError, match=r"\+refine"):
+        from_spec(f"learned:default{suffix}")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_refining_on_cuda_without_a_gpu_is_refused():
+    model = from_spec("learned:default").model
+    with pytest.raises(CodecError, match="no CUDA GPU"):
+        LatentRefiner(model, STEPS, "cuda")
