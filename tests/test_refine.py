@@ -6,11 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from tests.conftest import DATA, data_file
 from tileserver.codecs import decoder, from_spec, ids
 from tileserver.codecs.learned import PAD
 from tileserver.codecs.refine import LatentRefiner
+from tileserver.encode.encoder import EncodeSettings, encode_slide
+from tileserver.format.reader import NeuralTiff
 from tileserver.errors import CodecError
 
 STEPS = 6
@@ -53,8 +56,19 @@ def test_refined_latents_lower_the_loss_and_decode_exactly(tile, shape):
     assert decoder(ids.LEARNED).decode(body).shape == tile.shape
 
 
-def test_the_codec_table_records_the_refinement():
-    assert from_spec("learned:default+refine30").describe()["refine_steps"] == 30
+def test_an_encoded_slide_records_the_refinement_and_decodes(tmp_path, tile):
+    """A 384 x 320 image of real tissue through ``encode_slide``: its learned tiles carry the
+    refined latents and its codec table says how many steps made them."""
+    source = tmp_path / "tissue.png"
+    Image.fromarray(np.tile(tile, (2, 2, 1))[:320, :384]).save(source)
+    settings = EncodeSettings(codecs=["learned:default+refine2"], glass="keep")
+    encode_slide(source, tmp_path / "out.tiff", settings, progress=False)
+    with NeuralTiff(tmp_path / "out.tiff") as slide:
+        (entry,) = [e for e in slide.metadata.codecs if e["name"] == "learned"]
+        assert entry["refine_steps"] == 2 and entry["setting"].endswith("+refine2")
+        codec_id, body = slide.tile_payload(0, 1, 1)  # the corner tile, 128 x 64 px of the image
+        assert codec_id == ids.LEARNED
+        assert decoder(ids.LEARNED).decode(body).shape == (slide.tile_size, slide.tile_size, 3)
     assert "refine_steps" not in from_spec("learned:default").describe()
 
 
