@@ -13,7 +13,8 @@ and the hyperprior fixed:
   the loss.
 
 The bitstream is the standard one: any decoder reads a refined tile. The cost is at encoding
-(30 steps: about 15x the encode time of a tile on the CPU), for slides archived for good.
+(30 steps: 2.8 s against 53 ms a 256 px tile on a 2-core CPU, bench/results/evaluate-tcga48-a16.md),
+for slides archived for good.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from tileserver.codecs.hyperprior import Analysis
 from tileserver.codecs.synthesis import torch_device
 from tileserver.precision import CODEC_PRECISION_ENV, cpu_precision
 
-LEARNING_RATE = 0.002  # measured best of 0.001-0.05: higher rates made tiles worse after ~10 steps
+LEARNING_RATE = 0.002  # the most SSIM per byte of 0.002, 0.004, 0.01 (bench/bench_refine.py)
 _LIKELIHOOD_FLOOR = 1e-9  # CompressAI's GaussianConditional lower bound
 _SSIM_WINDOW = 11  # quality.ssim_torch's window: smaller tiles get no SSIM term
 
