@@ -99,9 +99,11 @@ class LearnedCodec(Codec):
     def __init__(self, setting: str | None = None, device: str = "cpu",
                  model: LearnedModel | None = None):
         name, self.refine_steps = split_setting(setting or "")
-        self.model_name = default_model_name() if name == "default" else name or (model.name if model else "")
-        super().__init__(self.model_name + (f"+refine{self.refine_steps}" if self.refine_steps else "") or None,
-                         device)
+        if name == "default":
+            name = default_model_name()
+        self.model_name = name or (model.name if model else "")
+        suffix = f"+refine{self.refine_steps}" if self.refine_steps else ""
+        super().__init__(self.model_name + suffix or None, device)
         self._model = model
         self._refiner = None
 
