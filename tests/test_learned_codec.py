@@ -297,3 +297,37 @@ def test_bf16_training_steps_run_g_a_and_g_s_in_bf16_and_leave_the_model_fp32(tm
     assert all(t.dtype == torch.float32 for t in saved["model"].values() if t.is_floating_point())
     assert "forward" not in vars(trainer.net.g_a) and "forward" not in vars(trainer.net.g_s)
     assert "bf16 autocast" in model_card("m", saved["config"], saved, "0" * 64, tmp_path / "run", "")
+
+
+def test_rounded_training_feeds_g_s_and_h_s_the_latents_the_decoder_sees(tmp_path):
+    """--quantization rounded: g_s gets y rounded about h_s's means of the rounded z, exactly as
+    the decoder builds y_hat, while gradients still reach g_a; CompressAI's noisy forward gives
+    other pixels. The option is checked and the run's card names it."""
+    from tileserver.train.codec_export import model_card
+    from tileserver.train.codec_trainer import CHECKPOINT, CodecTrainer, TrainConfig, forward_rounded
+
+    torch.manual_seed(6)
+    net = build_net("mbt2018-mean-light-hs", 16, 24).train()
+    x = torch.rand(1, 3, 64, 64)
+    out = forward_rounded(net, x)
+    with torch.no_grad():
+        y = net.g_a(x)
+        z = net.h_a(y)
+        medians = net.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
+        scales, means = net.h_s(torch.round(z - medians) + medians).chunk(2, 1)
+        assert torch.equal(out["x_hat"], net.g_s(torch.round(y - means) + means))
+        assert not torch.equal(net(x)["x_hat"], out["x_hat"])
+    assert out["likelihoods"]["y"].shape == y.shape and out["likelihoods"]["z"].shape == z.shape
+    out["x_hat"].mean().backward()
+    assert net.g_a[0].weight.grad.abs().sum() > 0
+
+    base = dict(N=16, M=24, crop=64, batch=2, threads=1, warmup=1, val_minutes=0,
+                data=[str(lc25000_subset(tmp_path, 12))], steps=2)
+    with pytest.raises(Exception, match="mean-scale"):
+        CodecTrainer(TrainConfig(**base, arch="bmshj2018-hyperprior", quantization="rounded"), tmp_path / "s", resume=False)
+    with pytest.raises(Exception, match="--quantization"):
+        CodecTrainer(TrainConfig(**base, quantization="round"), tmp_path / "typo", resume=False)
+    CodecTrainer(TrainConfig(**base, quantization="rounded"), tmp_path / "run", resume=False).run()
+    saved = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
+    assert saved["step"] == 2
+    assert "rounded latents" in model_card("m", saved["config"], saved, "0" * 64, tmp_path / "run", "")

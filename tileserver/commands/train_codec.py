@@ -24,6 +24,10 @@ _OPTIONS = {
     "--threads": dict(type=int), "--seed": dict(type=int),
     "--precision": dict(choices=["fp32", "bf16"],
                         help="bf16: g_a and g_s under bf16 autocast (2x faster a step on a CPU with AMX)"),
+    "--quantization": dict(choices=["noise", "rounded"],
+                           help="what g_s and h_s see in training: the latents plus uniform noise "
+                                "(CompressAI's forward) or rounded as in decoding (straight-through); "
+                                "the rate is the noisy latents' either way"),
     "--init": dict(help="start from these weights (run checkpoint or models/*.pt): fine-tuning"),
     "--fresh": dict(nargs="+", metavar="MODULE",
                     help="modules --init leaves at their initialisation (e.g. h_s: a new hyper-synthesis)"),

@@ -46,6 +46,12 @@ def _precision(config: dict) -> str:
     return "fp32"
 
 
+def _quantization(config: dict) -> str:
+    if config.get("quantization") == "rounded":
+        return ", g_s and h_s fed rounded latents (straight-through), the rate from noisy ones"
+    return ", latents plus uniform noise (CompressAI's forward)"
+
+
 def _partial(config: dict) -> str:
     fresh, only = config.get("fresh") or [], config.get("train_only") or []
     return (f" ({', '.join(fresh)} newly initialised)" if fresh else "") + \
@@ -60,7 +66,7 @@ def model_card(name: str, config: dict, saved: dict, sha256: str, run_dir: Path,
 
 - Architecture: `{config['arch']}`, N={config['N']}, M={config['M']}{''.join(f", {OWN_WIDTHS[k]} {k}={v}" for k, v in own_widths(config).items())} ({params / 1e6:.2f}M weights)
 - λ = {config['lmbda']}, SSIM weight w = {config.get('ssim_weight', 0.0)} (loss = λ·255²·MSE + w·(1 - SSIM) + bpp){f", curriculum from {config['lmbda_start']} over {config['lmbda_ramp']} steps" if config.get('lmbda_start') else ''}
-- Recipe: Adam lr {config['lr']} ({config['warmup']} warm-up steps, cosine decay to {config['lr_min']} over the steps after {config['decay_from']:.0%} of {config['steps']}), aux lr {config['aux_lr']}, gradient clip {config['clip']}, batch {config['batch']} of {config['crop']} px crops, channels_last, {_precision(config)}, {config['threads']} threads{f", started from {config['init']}" if config.get('init') else ''}{_partial(config)}
+- Recipe: Adam lr {config['lr']} ({config['warmup']} warm-up steps, cosine decay to {config['lr_min']} over the steps after {config['decay_from']:.0%} of {config['steps']}), aux lr {config['aux_lr']}, gradient clip {config['clip']}, batch {config['batch']} of {config['crop']} px crops, channels_last, {_precision(config)}, {config['threads']} threads{_quantization(config)}{f", started from {config['init']}" if config.get('init') else ''}{_partial(config)}
 - Training data: `{LC25000}` (reduced 2x, or 1.75x for 128 px crops) and `{', '.join(config.get('slides', LEGACY_TRAIN_SLIDES))}` at level 0 and its 2x reductions{_level_draw(config)}; random crops, flips, rot90, mild colour jitter
 - Validation (never trained on): 48 tissue tiles of `{VAL_SLIDE}` level 0 (`tcga48`), 256 px tissue tiles of `{VAL_FIXTURES}` H&E images (`fixtures`)
 - Steps: {saved['step']}; CPU time: {saved['cpu_seconds'] / 3600:.2f} CPU hours ({saved['wall_seconds'] / 3600:.2f} h wall, on 2 shared cores)

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from tileserver import quality
+from compressai.models import MeanScaleHyperprior
+
 from tileserver.codecs.hyperprior import build_net, own_widths
 from tileserver.codecs.learned import LearnedCodec
 from tileserver.codecs.learned_models import LearnedModel
@@ -35,6 +37,7 @@ CHECKPOINT = "checkpoint.pt"
 # Settings a resumed run may change; every other setting comes from the checkpoint.
 # Filled by update() for coding; a training net has them empty, so --init leaves them out.
 ENTROPY_TABLES = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+QUANTIZATIONS = ("noise", "rounded")
 RESUMABLE = ("steps", "max_minutes", "threads", "data", "checkpoint_minutes", "val_minutes", "ssim_weight",
              "precision")
 
@@ -61,6 +64,7 @@ class TrainConfig:
     clip: float = 1.0
     threads: int = 2
     precision: str = "fp32"  # or bf16: g_a and g_s under bf16 autocast (train.mixed_precision)
+    quantization: str = "noise"  # what g_s and h_s see: see QUANTIZATIONS
     seed: int = 0
     data: list[str] = field(default_factory=list)
     slides: list[str] = field(default_factory=lambda: list(TRAIN_SLIDES))  # under the data roots
@@ -93,8 +97,29 @@ class TrainConfig:
                 "ssim_weight": self.ssim_weight, **own_widths(asdict(self))}
 
 
-def rate_distortion(net, x: torch.Tensor, lmbda: float, ssim_weight: float = 0.0) -> dict[str, torch.Tensor]:
-    out = net(x)
+def _round_st(values: torch.Tensor) -> torch.Tensor:
+    """Rounded in the forward pass, identity in the backward (straight-through)."""
+    return values + (torch.round(values) - values).detach()
+
+
+def forward_rounded(net: MeanScaleHyperprior, x: torch.Tensor) -> dict:
+    """``net(x)`` with the latents g_s and h_s see rounded as the decoder rounds them (y about
+    its predicted means, z about the bottleneck's medians, straight-through gradients); the
+    likelihoods, so the rate, are still those of the latents plus uniform noise. CompressAI's
+    own forward feeds the noisy latents on, which no decoder ever sees."""
+    y = net.g_a(x)
+    z = net.h_a(y)
+    _, z_likelihoods = net.entropy_bottleneck(z)
+    medians = net.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
+    scales, means = net.h_s(_round_st(z - medians) + medians).chunk(2, 1)
+    _, y_likelihoods = net.gaussian_conditional(y, scales, means=means)
+    x_hat = net.g_s(_round_st(y - means) + means)
+    return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+
+def rate_distortion(net, x: torch.Tensor, lmbda: float, ssim_weight: float = 0.0,
+                    quantization: str = "noise") -> dict[str, torch.Tensor]:
+    out = net(x) if quantization == "noise" else forward_rounded(net, x)
     pixels = x.shape[0] * x.shape[2] * x.shape[3]
     bpp = sum(-torch.log2(l).sum() for l in out["likelihoods"].values()) / pixels
     mse = torch.mean((out["x_hat"] - x) ** 2)
@@ -179,6 +204,10 @@ class CodecTrainer:
         torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         self.net = build_net(config.arch, config.N, config.M, **own_widths(asdict(config)))
+        if config.quantization not in QUANTIZATIONS:
+            raise InputError(f"--quantization must be one of {', '.join(QUANTIZATIONS)}")
+        if config.quantization == "rounded" and not isinstance(self.net, MeanScaleHyperprior):
+            raise InputError(f"--quantization rounded needs a mean-scale model, not {config.arch}")
         trained = _under(self.net, config.train_only, "--train-only") if config.train_only else None
         aux = [p for n, p in self.net.named_parameters() if n.endswith("quantiles")]
         main = [p for n, p in self.net.named_parameters()
@@ -238,7 +267,8 @@ class CodecTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr_at(self.step)
         with transforms_in(self.net, config.precision):
-            terms = rate_distortion(self.net, x, config.lmbda_at(self.step), config.ssim_weight)
+            terms = rate_distortion(self.net, x, config.lmbda_at(self.step), config.ssim_weight,
+                                    config.quantization)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if config.clip:
