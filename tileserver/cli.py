@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from tileserver.errors import TileserverError
@@ -34,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Building the parser imports torch, whose OpenMP runtime reads this once, at load. On a CPU
+    # shared with other jobs (a training run beside an evaluation or a server), threads that
+    # spin at barriers made torch 5-20x slower (training steps: 2-9 s against 0.4 s); the
+    # decode benchmarks measure with passive waiting too.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
