@@ -59,10 +59,12 @@ def main() -> None:
     name = codec.model.name
     lines = [f"# Latent refinement of {name}", "",
              f"`python bench/bench_refine.py --model {args.model} --steps {args.steps} --lr {args.lr} "
-             f"--rate-weight {args.rate_weight} --tiles {args.tiles} --threads {args.threads}`; {len(tiles)} tcga-cr-7395 tiles, "
+             f"--rate-weight {args.rate_weight} --tiles {args.tiles} --threads {args.threads}`; "
+             f"{len(tiles)} tcga-cr-7395 tiles, "
              f"{args.threads} thread(s), load average {load:.2f} at the start. JPEG q90: "
              f"{8 * jpeg['bytes'] / pixels:.3f} bpp, SSIM {jpeg['ssim']:.4f} (min {jpeg['ssim_min']:.3f}).", "",
-             "| steps | peak lr | rate weight | bpp | total kB | bytes vs JPEG q90 | PSNR dB | SSIM mean (min) | encode s/tile |",
+             "| steps | peak lr | rate weight | bpp | total kB | bytes vs JPEG q90 | PSNR dB | SSIM mean (min) "
+             "| encode s/tile |",
              "|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     settings = [(0, None, None)] if "0" in args.steps.split(",") else []
     settings += [(int(s), float(lr), float(w)) for s in args.steps.split(",") if int(s)
@@ -72,7 +74,8 @@ def main() -> None:
             codec = LearnedCodec(f"{name}+refine{steps}")
             codec.refiner.peak_lr, codec.refiner.rate_weight = lr, weight
         row = measure(codec, tiles)
-        lines.append(f"| {steps} | {lr or '-'} | {weight or '-'} | {8 * row['bytes'] / pixels:.3f} | {row['bytes'] / 1000:.1f} "
+        lines.append(f"| {steps} | {lr or '-'} | {weight or '-'} | {8 * row['bytes'] / pixels:.3f} "
+                     f"| {row['bytes'] / 1000:.1f} "
                      f"| {row['bytes'] / jpeg['bytes'] - 1:+.1%} | {row['psnr']:.2f} "
                      f"| {row['ssim']:.4f} ({row['ssim_min']:.3f}) | {row['seconds']:.2f} |")
         print(lines[-1], flush=True)
