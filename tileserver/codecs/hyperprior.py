@@ -92,6 +92,14 @@ class FixedGDN(nn.Module):
         return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
 
 
+def round_straight_through(values: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """``values`` rounded about ``offsets`` as the decoder rounds latents, with the identity's
+    gradient (straight-through): for training and encoder-side refinement. The forward value
+    is exactly the decoder's, ``round(values - offsets) + offsets``."""
+    rounded = (torch.round(values - offsets) + offsets).detach()
+    return rounded + (values - values.detach())
+
+
 def frozen(module: nn.Module) -> nn.Module:
     """A copy of g_s (or any Sequential) in eval mode with every GDN replaced by FixedGDN."""
     module = copy.deepcopy(module).eval()

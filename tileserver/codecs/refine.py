@@ -26,7 +26,7 @@ import math
 import torch
 
 from tileserver import quality
-from tileserver.codecs.hyperprior import Analysis
+from tileserver.codecs.hyperprior import Analysis, round_straight_through
 from tileserver.codecs.synthesis import torch_device
 from tileserver.precision import CODEC_PRECISION_ENV, cpu_precision
 
@@ -63,7 +63,7 @@ class LatentRefiner:
         ``height`` x ``width`` the real tile), all tensors on this refiner's device."""
         means, scales = analysis.means, analysis.scales
         y64 = y.double()
-        y_hat = y64 + (torch.round(y64 - means) + means - y64).detach()  # straight-through rounding
+        y_hat = round_straight_through(y64, means)
         pixels = self._pixels(y_hat.float())[..., :height, :width]
         reference = x[..., :height, :width]
         distance = (y64 - means).abs()

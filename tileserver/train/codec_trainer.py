@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from tileserver import quality
 from compressai.models import MeanScaleHyperprior
 
-from tileserver.codecs.hyperprior import build_net, own_widths
+from tileserver import quality
+from tileserver.codecs.hyperprior import build_net, own_widths, round_straight_through
 from tileserver.codecs.learned import LearnedCodec
 from tileserver.codecs.learned_models import LearnedModel
 from tileserver.errors import InputError
@@ -97,11 +96,6 @@ class TrainConfig:
                 "ssim_weight": self.ssim_weight, **own_widths(asdict(self))}
 
 
-def _round_st(values: torch.Tensor) -> torch.Tensor:
-    """Rounded in the forward pass, identity in the backward (straight-through)."""
-    return values + (torch.round(values) - values).detach()
-
-
 def forward_rounded(net: MeanScaleHyperprior, x: torch.Tensor) -> dict:
     """``net(x)`` with the latents g_s and h_s see rounded as the decoder rounds them (y about
     its predicted means, z about the bottleneck's medians, straight-through gradients); the
@@ -111,9 +105,9 @@ def forward_rounded(net: MeanScaleHyperprior, x: torch.Tensor) -> dict:
     z = net.h_a(y)
     _, z_likelihoods = net.entropy_bottleneck(z)
     medians = net.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
-    scales, means = net.h_s(_round_st(z - medians) + medians).chunk(2, 1)
+    scales, means = net.h_s(round_straight_through(z, medians)).chunk(2, 1)
     _, y_likelihoods = net.gaussian_conditional(y, scales, means=means)
-    x_hat = net.g_s(_round_st(y - means) + means)
+    x_hat = net.g_s(round_straight_through(y, means))
     return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
 
