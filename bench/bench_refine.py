@@ -2,7 +2,7 @@
 for step counts and learning rates.
 
     python bench/bench_refine.py [--model default] [--steps 0,30,60] [--lr 0.008]
-        [--rate-weight 1.6] [--tiles 48] [--threads 1] [--out bench/results/refine-MODEL.md]
+        [--rate-weight 1.6] [--tiles 48] [--threads 1] [--out bench/results/refine-MODEL-sga.md]
 
 The first --tiles of the 48 tcga-cr-7395 validation tiles are encoded with each setting
 (0 steps: g_a's latents as they are), decoded by the standard decoder and compared with the
@@ -80,7 +80,7 @@ def main() -> None:
                      f"| {row['ssim']:.4f} ({row['ssim_min']:.3f}) | {row['seconds']:.2f} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
-    out = args.out or Path(__file__).parent / "results" / f"refine-{name}.md"
+    out = args.out or Path(__file__).parent / "results" / f"refine-{name}-sga.md"
     out.write_text(text)
     print(f"wrote {out}")
 

@@ -11,7 +11,7 @@ from PIL import Image
 from tests.conftest import DATA, data_file
 from tileserver.codecs import decoder, from_spec, ids
 from tileserver.codecs.learned import PAD
-from tileserver.codecs.refine import LatentRefiner
+from tileserver.codecs.refine import LatentRefiner, annealed_rounding
 from tileserver.encode.encoder import EncodeSettings, encode_slide
 from tileserver.format.reader import NeuralTiff
 from tileserver.errors import CodecError
@@ -83,3 +83,22 @@ def test_refining_on_cuda_without_a_gpu_is_refused():
     model = from_spec("learned:default").model
     with pytest.raises(CodecError, match="no CUDA GPU"):
         LatentRefiner(model, STEPS, "cuda")
+
+
+def test_annealed_rounding_lies_between_the_two_integers_and_hardens_as_it_cools():
+    offsets = (torch.rand(4000, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) - 0.5) * 8
+    offsets.requires_grad_(True)
+
+    def relaxed(temperature):
+        return annealed_rounding(offsets, temperature, torch.Generator().manual_seed(0))
+
+    warm, cold = relaxed(0.5), relaxed(0.01)
+    floor = torch.floor(offsets.detach())
+    assert ((warm >= floor) & (warm <= floor + 1)).all()
+    assert torch.equal(warm, relaxed(0.5)), "the same seed must relax the same way"
+    # Cold: (nearly) every latent sits on an integer, mostly the nearest one.
+    assert ((cold - torch.round(cold)).abs() < 1e-3).float().mean() > 0.99
+    assert (torch.round(cold) == torch.round(offsets.detach())).float().mean() > 0.9
+    assert (warm - torch.round(warm)).abs().mean() > 0.05
+    warm.sum().backward()
+    assert offsets.grad.abs().sum() > 0, "the relaxation must pass gradients to the latents"

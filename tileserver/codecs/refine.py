@@ -7,16 +7,19 @@ model's own training loss with the rate weighed up,
 hyperprior fixed:
 
 - z is the one g_a chose and is coded first, so every CDF (means, scales) stays fixed;
-- the rate is the Gaussian's bits at the unrounded y (a smooth function of y);
-- the distortion is that of g_s's pixels from the rounded y, with the rounding's gradient
-  passed straight through;
+- rounding is relaxed by stochastic Gumbel annealing (SGA, Yang, Bamler and Mandt, "Improving
+  Inference for Neural Image Compression", NeurIPS 2020): each latent is a random soft mix of
+  the two integers about its mean that it lies between, and the mix hardens as a temperature
+  falls from TEMPERATURE_START to TEMPERATURE_END, so both the rate and the pixels are those of
+  (nearly) rounded latents and a latent can move to the other integer;
 - the learning rate decays from PEAK_LEARNING_RATE to 0 along a cosine over the N steps;
-- the y of the lowest loss seen is kept, g_a's own among them, so a tile never gets worse by
-  the loss.
+- of g_a's y and the refined one, the one of lower loss with true rounding is kept, so a tile
+  never gets worse by the loss. The noise comes from a fixed seed: a tile always refines the
+  same way.
 
 The bitstream is the standard one: any decoder reads a refined tile. The cost is at encoding
-(30 steps: 2.8 s against 53 ms a 256 px tile on a 2-core CPU, bench/results/evaluate-tcga48-a16.md),
-for slides archived for good.
+(30 steps: 3.5 s, 100 steps: 11 s against 0.1 s a 256 px tile on one core of a 2-core Xeon,
+bench/results/refine-he-msh64-a17-ga128-sga.md), for slides archived for good.
 """
 from __future__ import annotations
 
@@ -26,16 +29,16 @@ import math
 import torch
 
 from tileserver import quality
-from tileserver.codecs.hyperprior import Analysis, round_straight_through
+from tileserver.codecs.hyperprior import Analysis
 from tileserver.codecs.synthesis import torch_device
 from tileserver.precision import CODEC_PRECISION_ENV, cpu_precision
 
-# Measured on 12 tcga tiles with he-msh64-a17-ga128 (bench/results/refine-he-msh64-a17-ga128.md):
-# 30 steps from 0.008 with the rate weighed 1.6 times gave +0.0021 SSIM for 0.4% more bytes (the
-# constant 0.002 at the training loss used before: +0.0015 for 0.7%); from 0.004, +0.0016 for
-# 0.1%. 100 steps want the lower peak: 0.004 gave +0.0025 for 0.7%, 0.008 +0.0020 for 1.3%.
-PEAK_LEARNING_RATE = 0.008
+# Measured on 12 tcga tiles with he-msh64-a17-ga128 (bench/results/refine-he-msh64-a17-ga128-sga.md).
+PEAK_LEARNING_RATE = 0.016
 RATE_WEIGHT = 1.6  # the rate's weight against the training loss's 1: keeps a tile near g_a's bytes
+TEMPERATURE_START, TEMPERATURE_END = 0.5, 0.05  # SGA's, falling geometrically over the steps
+_SEED = 0
+_EPS = 1e-5
 _LIKELIHOOD_FLOOR = 1e-9  # CompressAI's GaussianConditional lower bound
 _SSIM_WINDOW = 11  # quality.ssim_torch's window: smaller tiles get no SSIM term
 
@@ -58,15 +61,20 @@ class LatentRefiner:
             x = self.head(y_hat)
         return self.tail(x.float()).clamp(0, 1)
 
-    def loss(self, y: torch.Tensor, x: torch.Tensor, analysis: Analysis, height: int, width: int) -> torch.Tensor:
+    def loss(self, y: torch.Tensor, x: torch.Tensor, analysis: Analysis, height: int, width: int,
+             temperature: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """The refinement loss of latents ``y`` for the padded tile ``x`` (its top-left
-        ``height`` x ``width`` the real tile), all tensors on this refiner's device."""
+        ``height`` x ``width`` the real tile), all tensors on this refiner's device: with
+        ``y`` rounded as the decoder rounds it, or SGA-relaxed at ``temperature``."""
         means, scales = analysis.means, analysis.scales
-        y64 = y.double()
-        y_hat = round_straight_through(y64, means)
-        pixels = self._pixels(y_hat.float())[..., :height, :width]
+        offsets = y.double() - means
+        if temperature is None:
+            quantised = torch.round(offsets)
+        else:
+            quantised = annealed_rounding(offsets, temperature, generator)
+        pixels = self._pixels((quantised + means).float())[..., :height, :width]
         reference = x[..., :height, :width]
-        distance = (y64 - means).abs()
+        distance = quantised.abs()
         normal = torch.distributions.Normal(0.0, 1.0)
         likelihood = normal.cdf((0.5 - distance) / scales) - normal.cdf((-0.5 - distance) / scales)
         bpp = -torch.log2(likelihood.clamp_min(_LIKELIHOOD_FLOOR)).sum() / (height * width)
@@ -83,16 +91,30 @@ class LatentRefiner:
         x = x.clone().to(self.device)
         y = on_device.y.clone().requires_grad_(True)
         optimizer = torch.optim.Adam([y], lr=self.peak_lr)
-        best_loss, best_y = float("inf"), on_device.y
-        for step in range(self.steps + 1):
-            loss = self.loss(y, x, on_device, height, width)
-            if loss.item() < best_loss:
-                best_loss, best_y = loss.item(), y.detach().clone()
-            if step == self.steps:
-                break
+        generator = torch.Generator(self.device).manual_seed(_SEED)
+        for step in range(self.steps):
+            progress = step / max(1, self.steps - 1)
+            temperature = TEMPERATURE_START * (TEMPERATURE_END / TEMPERATURE_START) ** progress
             for group in optimizer.param_groups:
                 group["lr"] = self.peak_lr * 0.5 * (1 + math.cos(math.pi * step / self.steps))
+            loss = self.loss(y, x, on_device, height, width, temperature, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        return best_y.cpu()
+        with torch.no_grad():
+            before = self.loss(on_device.y, x, on_device, height, width).item()
+            after = self.loss(y, x, on_device, height, width).item()
+        return (y.detach() if after < before else on_device.y).cpu()
+
+
+def annealed_rounding(offsets: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
+    """SGA's relaxed rounding of ``offsets`` (latents minus their means): floor + a soft
+    choice of 0 or 1 drawn from a two-way Gumbel-softmax whose logits favour the nearer integer,
+    with the temperature applied to the logits and to the sample as in the paper's code. The
+    difference of the two Gumbel draws is one logistic draw."""
+    floor = torch.floor(offsets).detach()
+    fraction = (offsets - floor).clamp(_EPS, 1 - _EPS)
+    logit_up = (torch.atanh(fraction) - torch.atanh(1 - fraction)) / temperature
+    uniform = torch.rand(offsets.shape, generator=generator, device=offsets.device, dtype=offsets.dtype)
+    logistic = torch.log(uniform.clamp_min(_EPS)) - torch.log1p(-uniform.clamp_max(1 - _EPS))
+    return floor + torch.sigmoid((logit_up + logistic) / temperature)
