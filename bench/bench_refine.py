@@ -1,8 +1,8 @@
 """Encoder-side latent refinement (``learned:MODEL+refineN``): bytes, quality and encode time
 for step counts and learning rates.
 
-    python bench/bench_refine.py [--model default] [--steps 0,30,60] [--lr 0.008]
-        [--rate-weight 1.6] [--tiles 48] [--threads 1] [--out bench/results/refine-MODEL-sga.md]
+    python bench/bench_refine.py [--model default] [--steps 0,30,60] [--lr 0.03]
+        [--rate-weight 1.8] [--tiles 48] [--threads 1] [--out bench/results/refine-MODEL-sga.md]
 
 The first --tiles of the 48 tcga-cr-7395 validation tiles are encoded with each setting
 (0 steps: g_a's latents as they are), decoded by the standard decoder and compared with the

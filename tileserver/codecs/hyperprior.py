@@ -94,7 +94,7 @@ class FixedGDN(nn.Module):
 
 def round_straight_through(values: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """``values`` rounded about ``offsets`` as the decoder rounds latents, with the identity's
-    gradient (straight-through): for training and encoder-side refinement. The forward value
+    gradient (straight-through), for training (`--quantization rounded`). The forward value
     is exactly the decoder's, ``round(values - offsets) + offsets``."""
     rounded = (torch.round(values - offsets) + offsets).detach()
     return rounded + (values - values.detach())

@@ -34,8 +34,8 @@ from tileserver.codecs.synthesis import torch_device
 from tileserver.precision import CODEC_PRECISION_ENV, cpu_precision
 
 # Measured on 12 tcga tiles with he-msh64-a17-ga128 (bench/results/refine-he-msh64-a17-ga128-sga.md).
-PEAK_LEARNING_RATE = 0.016
-RATE_WEIGHT = 1.6  # the rate's weight against the training loss's 1: keeps a tile near g_a's bytes
+PEAK_LEARNING_RATE = 0.03
+RATE_WEIGHT = 1.8  # the rate's weight against the training loss's 1: keeps a tile near g_a's bytes
 TEMPERATURE_START, TEMPERATURE_END = 0.5, 0.05  # SGA's, falling geometrically over the steps
 _SEED = 0
 _EPS = 1e-5
