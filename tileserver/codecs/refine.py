@@ -18,7 +18,7 @@ hyperprior fixed:
   same way.
 
 The bitstream is the standard one: any decoder reads a refined tile. The cost is at encoding
-(30 steps: 3.5 s, 100 steps: 11 s against 0.1 s a 256 px tile on one core of a 2-core Xeon,
+(30 steps: about 3 s, 100 steps: about 10 s, against 0.1 s a 256 px tile on one core of a Xeon,
 bench/results/refine-he-msh64-a17-ga128-sga.md), for slides archived for good.
 """
 from __future__ import annotations
