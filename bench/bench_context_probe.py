@@ -28,25 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from tileserver.codecs.learned_models import default_model_name, model_path
-from tileserver.codecs.hyperprior import build_net, own_widths
+from tileserver.codecs.hyperprior import gaussian_bits, round_straight_through
+from tileserver.codecs.learned_models import default_model_name, model_path, read_net
 from tileserver.train.codec_data import DEFAULT_DATA, training_sampler, validation_tiles
 
 SCALE_BOUND = 0.11  # CompressAI's lower bound on y's scales
 WIDTH = 96  # the context network's hidden channels
-
-
-def bits(offsets: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """Information content of integer ``offsets`` (latents minus means) under Gaussians."""
-    normal = torch.distributions.Normal(0.0, 1.0)
-    distance = offsets.abs()
-    likelihood = normal.cdf((0.5 - distance) / scales) - normal.cdf((-0.5 - distance) / scales)
-    return -torch.log2(likelihood.clamp_min(1e-9)).sum()
-
-
-def rounded(values: torch.Tensor) -> torch.Tensor:
-    """Rounding with the identity's gradient (straight-through)."""
-    return values + (torch.round(values) - values).detach()
 
 
 class ContextParameters(nn.Module):
@@ -69,17 +56,18 @@ class ContextParameters(nn.Module):
 def checkerboard_bits(network, y, means, scales):
     rows, cols = torch.meshgrid(torch.arange(y.shape[2]), torch.arange(y.shape[3]), indexing="ij")
     anchor = ((rows + cols) % 2 == 0).to(y.dtype)
-    anchors = rounded(y - means) * anchor
+    anchors = (round_straight_through(y, means) - means) * anchor
     context_means, context_scales = network(anchors, means, scales)
-    others = rounded(y - context_means) * (1 - anchor)
-    return bits(anchors + others, scales * anchor + context_scales * (1 - anchor))
+    others = (round_straight_through(y, context_means) - context_means) * (1 - anchor)
+    return gaussian_bits(anchors + others, scales * anchor + context_scales * (1 - anchor))
 
 
 def channel_bits(network, y, means, scales):
     half = y.shape[1] // 2
-    first = rounded(y[:, :half] - means[:, :half])
+    first = round_straight_through(y[:, :half], means[:, :half]) - means[:, :half]
     context_means, context_scales = network(first, means[:, half:], scales[:, half:])
-    return bits(first, scales[:, :half]) + bits(rounded(y[:, half:] - context_means), context_scales)
+    second = round_straight_through(y[:, half:], context_means) - context_means
+    return gaussian_bits(first, scales[:, :half]) + gaussian_bits(second, context_scales)
 
 
 CONTEXTS = {"checkerboard": (checkerboard_bits, lambda m: ContextParameters(m, m)),
@@ -88,11 +76,8 @@ CONTEXTS = {"checkerboard": (checkerboard_bits, lambda m: ContextParameters(m, m
 
 class FrozenModel:
     def __init__(self, name: str):
-        saved = torch.load(model_path(name), map_location="cpu", weights_only=True)
-        config = saved["config"]
-        self.net = build_net(config["arch"], int(config["N"]), int(config["M"]), **own_widths(config))
-        self.net.load_state_dict(saved["state_dict"])
-        self.net.eval().requires_grad_(False)
+        self.net, config = read_net(model_path(name))
+        self.net.requires_grad_(False)
         self.medians = self.net.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
         self.M = int(config["M"])
 
@@ -137,7 +122,7 @@ def main() -> None:
     tiles = validation_tiles([DEFAULT_DATA])["tcga48"]
     validation = [model.latents(np.stack(tiles[i : i + 8])) for i in range(0, len(tiles), 8)]
     pixels = sum(t.shape[0] * t.shape[1] for t in tiles)
-    plain = float(sum(bits(torch.round(y - means), scales) for y, means, scales in validation)) / pixels
+    plain = float(sum(gaussian_bits(torch.round(y - means), scales) for y, means, scales in validation)) / pixels
     lines = [f"# Context-model probe on {name}'s frozen latents", "",
              f"`python bench/bench_context_probe.py --model {args.model} --context {args.context} "
              f"--steps {args.steps}`; {len(tiles)} tcga-cr-7395 tiles, one thread. y's information content "

@@ -6,8 +6,7 @@
 y's Gaussians are coded with the CDF of the nearest scale-table entry at or above their scale
 (CompressAI's 64 levels from 0.11 to 256, spaced evenly in log). A finer table wastes fewer bits
 on that rounding, but the decoder hands the rANS coder every table a tile uses on every call.
-The model's weights are kept; only its tables are rebuilt (``update()`` with the given table)
-and read back through a state dict as a model file would be. The 48 tcga-cr-7395 validation
+The model's weights are kept; only its tables are rebuilt (``update()`` with the given table). The 48 tcga-cr-7395 validation
 tiles are encoded with each table and entropy-decoded (``decode_y``: rANS + float64 h_s, one
 thread, best of 3 passes).
 """
@@ -23,20 +22,16 @@ from pathlib import Path
 import torch
 from compressai.models.base import get_scale_table
 
-from tileserver.codecs.hyperprior import build_net, own_widths
+from tileserver.codecs.hyperprior import PAD
 from tileserver.codecs.learned import LearnedCodec, unpack_body
-from tileserver.codecs.learned_models import LearnedModel, default_model_name, model_path
+from tileserver.codecs.learned_models import LearnedModel, default_model_name, model_path, read_net
 from tileserver.train.codec_data import DEFAULT_DATA, validation_tiles
 
 
-def model_with_table(saved: dict, name: str, levels: int) -> LearnedModel:
-    config = saved["config"]
-    net = build_net(config["arch"], int(config["N"]), int(config["M"]), **own_widths(config))
-    net.load_state_dict(saved["state_dict"])
-    net.eval().update(scale_table=get_scale_table(levels=levels), force=True)
-    reloaded = build_net(config["arch"], int(config["N"]), int(config["M"]), **own_widths(config))
-    reloaded.load_state_dict(net.state_dict())  # as read_model would read an exported file
-    return LearnedModel.from_net(f"{name}-t{levels}", reloaded.eval(), config)
+def model_with_table(name: str, levels: int) -> LearnedModel:
+    net, config = read_net(model_path(name))
+    net.update(scale_table=get_scale_table(levels=levels), force=True)
+    return LearnedModel.from_net(f"{name}-t{levels}", net, config)
 
 
 def main() -> None:
@@ -47,7 +42,6 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     name = default_model_name() if args.model == "default" else args.model
-    saved = torch.load(model_path(name), map_location="cpu", weights_only=True)
     tiles = validation_tiles([DEFAULT_DATA])["tcga48"]
     lines = [f"# Scale-table size of {name}", "",
              f"`python bench/bench_scale_table.py --model {args.model} --levels {args.levels}`; "
@@ -55,7 +49,7 @@ def main() -> None:
              "| levels | total bytes | vs 64 levels | entropy decoding ms/tile |", "|---:|---:|---:|---:|"]
     reference = None
     for levels in map(int, args.levels.split(",")):
-        codec = LearnedCodec(model=model_with_table(saved, name, levels))
+        codec = LearnedCodec(model=model_with_table(name, levels))
         bodies = [codec.encode(tile) for tile in tiles]
         total = sum(map(len, bodies))
         reference = reference or total
@@ -64,7 +58,7 @@ def main() -> None:
         for _ in range(3):
             start = time.perf_counter()
             for _, height, width, z, y in streams:
-                codec.model.coder.decode_y(z, y, height + -height % 64, width + -width % 64)
+                codec.model.coder.decode_y(z, y, height + -height % PAD, width + -width % PAD)
             best = min(best, (time.perf_counter() - start) / len(streams))
         lines.append(f"| {levels} | {total} | {total / reference - 1:+.2%} | {1000 * best:.1f} |")
         print(lines[-1], flush=True)

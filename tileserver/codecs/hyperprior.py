@@ -100,6 +100,19 @@ def round_straight_through(values: torch.Tensor, offsets: torch.Tensor) -> torch
     return rounded + (values - values.detach())
 
 
+LIKELIHOOD_FLOOR = 1e-9  # CompressAI's GaussianConditional lower bound
+
+
+def gaussian_bits(offsets: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Information content in bits (summed) of integer ``offsets`` (latents minus their means)
+    under zero-mean Gaussians of ``scales``, discretised to unit bins as CompressAI's
+    GaussianConditional does; differentiable, for refinement and probes (not a bitstream)."""
+    normal = torch.distributions.Normal(0.0, 1.0)
+    distance = offsets.abs()
+    likelihood = normal.cdf((0.5 - distance) / scales) - normal.cdf((-0.5 - distance) / scales)
+    return -torch.log2(likelihood.clamp_min(LIKELIHOOD_FLOOR)).sum()
+
+
 def frozen(module: nn.Module) -> nn.Module:
     """A copy of g_s (or any Sequential) in eval mode with every GDN replaced by FixedGDN."""
     module = copy.deepcopy(module).eval()

@@ -74,24 +74,30 @@ def save_model(net, config: dict, path: Path) -> str:
     return sha256_of(path)
 
 
-def read_model(path: Path, name: str) -> LearnedModel:
+def read_net(path: Path) -> tuple:
+    """(net in eval mode, config) of a model file, its CDF tables included."""
     import torch
 
     from tileserver.codecs.hyperprior import build_net, own_widths
 
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    config = saved["config"]
+    net = build_net(config["arch"], int(config["N"]), int(config["M"]), **own_widths(config))
+    net.load_state_dict(saved["state_dict"])
+    return net.eval(), config
+
+
+def read_model(path: Path, name: str) -> LearnedModel:
     if not path.exists():
         raise ModelError(f"learned model {name!r} not found: {path} does not exist")
     sha256 = sha256_of(path)
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        config = saved["config"]
-        net = build_net(config["arch"], int(config["N"]), int(config["M"]), **own_widths(config))
-        net.load_state_dict(saved["state_dict"])
+        net, config = read_net(path)
     except ModelError:
         raise
     except Exception as exc:
         raise ModelError(f"learned model file {path} cannot be loaded: {exc}") from None
-    return LearnedModel.from_net(name, net.eval(), config, sha256)
+    return LearnedModel.from_net(name, net, config, sha256)
 
 
 _cache: dict[Path, LearnedModel] = {}

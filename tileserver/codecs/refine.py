@@ -29,7 +29,7 @@ import math
 import torch
 
 from tileserver import quality
-from tileserver.codecs.hyperprior import Analysis
+from tileserver.codecs.hyperprior import Analysis, gaussian_bits
 from tileserver.codecs.synthesis import torch_device
 from tileserver.precision import CODEC_PRECISION_ENV, cpu_precision
 
@@ -39,7 +39,6 @@ RATE_WEIGHT = 1.8  # the rate's weight against the training loss's 1: keeps a ti
 TEMPERATURE_START, TEMPERATURE_END = 0.5, 0.05  # SGA's, falling geometrically over the steps
 _SEED = 0
 _EPS = 1e-5
-_LIKELIHOOD_FLOOR = 1e-9  # CompressAI's GaussianConditional lower bound
 _SSIM_WINDOW = 11  # quality.ssim_torch's window: smaller tiles get no SSIM term
 
 
@@ -74,10 +73,7 @@ class LatentRefiner:
             quantised = annealed_rounding(offsets, temperature, generator)
         pixels = self._pixels((quantised + means).float())[..., :height, :width]
         reference = x[..., :height, :width]
-        distance = quantised.abs()
-        normal = torch.distributions.Normal(0.0, 1.0)
-        likelihood = normal.cdf((0.5 - distance) / scales) - normal.cdf((-0.5 - distance) / scales)
-        bpp = -torch.log2(likelihood.clamp_min(_LIKELIHOOD_FLOOR)).sum() / (height * width)
+        bpp = gaussian_bits(quantised, scales) / (height * width)
         loss = self.lmbda * 255**2 * torch.mean((pixels - reference) ** 2) + self.rate_weight * bpp.float()
         if self.ssim_weight and min(height, width) >= _SSIM_WINDOW:
             loss = loss + self.ssim_weight * (1 - quality.ssim_torch(reference, pixels))
